@@ -1,0 +1,72 @@
+/* clipcl.h: the public C API of libclipcl.
+ *
+ * Conventions: every function returns a clipcl_status (0 success, negative
+ * errors) and leaves a one-line message for clipcl_last_error(); objects are
+ * opaque handles, each _open/_create/_load paired with a _free; the caller
+ * owns output buffers. The library never prints and never calls exit().
+ */
+#ifndef CLIPCL_H
+#define CLIPCL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  CLIPCL_OK = 0,
+  CLIPCL_ERR_ARG = -1,         /* bad argument or usage */
+  CLIPCL_ERR_NOMEM = -2,       /* host or device allocation failed */
+  CLIPCL_ERR_IO = -3,          /* file could not be read or written */
+  CLIPCL_ERR_FORMAT = -4,      /* file content is malformed */
+  CLIPCL_ERR_OPENCL = -5,      /* an OpenCL call failed */
+  CLIPCL_ERR_BUILD = -6,       /* a kernel failed to compile */
+  CLIPCL_ERR_UNSUPPORTED = -7, /* valid but not supported here */
+  CLIPCL_ERR_NUMERIC = -8      /* NaN/Inf or another numeric failure */
+} clipcl_status;
+
+/* Message describing the last error on this thread ("" if none). */
+const char *clipcl_last_error(void);
+const char *clipcl_status_name(clipcl_status s);
+const char *clipcl_version(void);
+
+/* ---- devices ------------------------------------------------------------ */
+typedef struct clipcl_device clipcl_device;
+
+typedef struct {
+  int index;                /* global index over all platforms */
+  int platform_index, device_index;
+  char name[256], vendor[256], platform[256];
+  char version[128];        /* device OpenCL version string */
+  char driver[128];         /* driver version string */
+  int compute_units;
+  uint64_t global_mem, max_alloc, local_mem;
+  size_t max_work_group;
+  int fp16, fp64;           /* extensions present */
+  int is_cpu, is_gpu;
+} clipcl_device_info;
+
+/* Number of OpenCL devices over all platforms (0 if no platform). */
+clipcl_status clipcl_device_count(int *count);
+clipcl_status clipcl_device_query(int index, clipcl_device_info *info);
+
+/* Opens a device: spec is a global index ("1"), "platform:device" ("0:1"),
+ * or a case-insensitive substring of the device name. NULL or "" uses the
+ * environment variable CLIPCL_DEVICE, else the first GPU, else device 0. */
+clipcl_status clipcl_device_open(const char *spec, clipcl_device **out);
+void clipcl_device_free(clipcl_device *dev);
+clipcl_status clipcl_device_get_info(const clipcl_device *dev, clipcl_device_info *info);
+
+/* Compiles every kernel program for the device (warms the binary cache). */
+clipcl_status clipcl_device_build_all(clipcl_device *dev);
+
+/* Writes per-kernel time totals (only when CLIPCL_PROFILE=1 was set at open). */
+void clipcl_device_profile_report(clipcl_device *dev, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

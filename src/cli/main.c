@@ -1,0 +1,36 @@
+/* main.c: the clipcl command: dispatches subcommands, prints errors. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+  const char *name;
+  int (*fn)(int, char **);
+  const char *help;
+} commands[] = {
+    {"devices", cmd_devices, "list OpenCL devices (--build compiles every kernel)"},
+};
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: clipcl <command> [options]\n\ncommands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+    fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+  fprintf(f, "\n`clipcl <command> --help` describes a command.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("clipcl %s\n", clipcl_version());
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+    if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "clipcl: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
