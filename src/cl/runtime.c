@@ -46,6 +46,8 @@ struct clipcl_device {
   cc_kernel kerns[CC_MAX_KERNELS];
   cl_mem scratch[8];
   size_t scratch_bytes[8];
+  void *state[CC_STATE_MAX];
+  void (*state_free[CC_STATE_MAX])(void *);
   /* profiling */
   int profile;
   int npend;
@@ -59,6 +61,15 @@ cl_context cc_context(cc_rt *rt) { return rt->ctx; }
 cl_command_queue cc_queue(cc_rt *rt) { return rt->queue; }
 const clipcl_device_info *cc_info(const cc_rt *rt) { return &rt->info; }
 int cc_profiling(const cc_rt *rt) { return rt->profile; }
+
+void *cc_state(cc_rt *rt, int slot) { return slot >= 0 && slot < CC_STATE_MAX ? rt->state[slot] : NULL; }
+
+void cc_set_state(cc_rt *rt, int slot, void *p, void (*destroy)(void *)) {
+  if (slot < 0 || slot >= CC_STATE_MAX) return;
+  if (rt->state[slot] && rt->state_free[slot]) rt->state_free[slot](rt->state[slot]);
+  rt->state[slot] = p;
+  rt->state_free[slot] = destroy;
+}
 
 /* ---- enumeration -------------------------------------------------------- */
 
@@ -251,6 +262,8 @@ void clipcl_device_free(clipcl_device *rt) {
   if (rt->queue) clFinish(rt->queue);
   profile_collect(rt);
   for (int i = 0; i < 8; i++) cc_release(rt->scratch[i]);
+  for (int i = 0; i < CC_STATE_MAX; i++)
+    if (rt->state[i] && rt->state_free[i]) rt->state_free[i](rt->state[i]);
   for (int i = 0; i < rt->nkern; i++) clReleaseKernel(rt->kerns[i].k);
   for (int i = 0; i < rt->nprog; i++) clReleaseProgram(rt->progs[i].prog);
   if (rt->queue) clReleaseCommandQueue(rt->queue);

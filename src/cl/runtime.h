@@ -81,6 +81,12 @@ const clipcl_device_info *cc_info(const cc_rt *rt);
 void cc_profile_event(cc_rt *rt, const char *name, cl_event ev);
 int cc_profiling(const cc_rt *rt);
 
+/* Per-device state owned by one op family (e.g. resolved GEMM parameters),
+ * released with the device through `destroy`. */
+enum { CC_STATE_GEMM = 0, CC_STATE_MAX = 8 };
+void *cc_state(cc_rt *rt, int slot);
+void cc_set_state(cc_rt *rt, int slot, void *p, void (*destroy)(void *));
+
 /* ---- memory ------------------------------------------------------------- */
 clipcl_status cc_buffer(cc_rt *rt, size_t bytes, cl_mem *out, const char *what);
 void cc_release(cl_mem m);

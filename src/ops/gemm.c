@@ -1,0 +1,297 @@
+/* gemm.c: cc_gemm and the ops built on it (linear layers, column sums).
+ *
+ * Backends, chosen per device (override: CLIPCL_GEMM=cpu|clblast|naive):
+ *  - cpu:     the project's packed, register-tiled kernels (kernels/gemm.cl),
+ *             the default on CPU devices, where CLBlast's GPU-shaped kernels
+ *             run 4-20x slower;
+ *  - clblast: CLBlast's tuned kernels, the default on GPUs;
+ *  - naive:   one work-item per output element; a correctness fallback.
+ * CPU tile parameters come from, in order: CLIPCL_GEMM_PARAMS
+ * ("MR=12 NV=2 KU=4 MB=8"), the file written by `clipcl tune` for this
+ * device, the built-in table below.
+ */
+#include <clblast_c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/gemm_params.h"
+#include "ops/ops.h"
+
+enum { BACKEND_CPU, BACKEND_CLBLAST, BACKEND_NAIVE };
+static const char *backend_names[] = {"cpu-tiled", "clblast", "naive"};
+
+typedef struct {
+  int backend;
+  cc_gemm_params p;
+  char defines[128];
+} gemm_state;
+
+/* Built-in parameters: device-name substring -> tile shape. The first match
+ * wins; the last row is the default for CPU devices. */
+static const struct {
+  const char *match;
+  cc_gemm_params p;
+} builtin[] = {
+    {"avx512", {12, 2, 4, 8}},
+    {"", {6, 2, 4, 8}},
+};
+
+static int ci_has(const char *hay, const char *needle) {
+  size_t n = strlen(needle);
+  for (; *hay; hay++) {
+    size_t i = 0;
+    while (i < n && hay[i] && (hay[i] | 32) == (needle[i] | 32)) i++;
+    if (i == n) return 1;
+  }
+  return n == 0;
+}
+
+void cc_gemm_params_defines(const cc_gemm_params *p, char *out, size_t n) {
+  snprintf(out, n, "-DMR=%d -DNV=%d -DKU=%d", p->MR, p->NV, p->KU);
+}
+
+int cc_gemm_params_parse(const char *s, cc_gemm_params *p) {
+  cc_gemm_params q = *p;
+  const char *c = s;
+  while (*c) {
+    while (*c == ' ' || *c == ',' || *c == '\t') c++;
+    if (!*c || *c == '\n') break;
+    char key[8];
+    int val, used;
+    if (sscanf(c, "%7[A-Z]=%d%n", key, &val, &used) != 2) return -1;
+    if (!strcmp(key, "MR")) q.MR = val;
+    else if (!strcmp(key, "NV")) q.NV = val;
+    else if (!strcmp(key, "KU")) q.KU = val;
+    else if (!strcmp(key, "MB")) q.MB = val;
+    else return -1;
+    c += used;
+  }
+  if (q.MR < 1 || q.MR > 32 || q.NV < 1 || q.NV > 8 || q.KU < 1 || q.KU > 16 || q.MB < 1 || q.MB > 4096)
+    return -1;
+  *p = q;
+  return 0;
+}
+
+void cc_gemm_tune_path(char *out, size_t n) {
+  const char *d = getenv("CLIPCL_TUNE_FILE");
+  if (d && *d) {
+    snprintf(out, n, "%s", d);
+    return;
+  }
+  d = getenv("CLIPCL_CACHE_DIR");
+  if (d && *d && strcmp(d, "off")) {
+    snprintf(out, n, "%s/gemm_tune.txt", d);
+    return;
+  }
+  if ((d = getenv("XDG_CACHE_HOME")) && *d) snprintf(out, n, "%s/clipcl/gemm_tune.txt", d);
+  else if ((d = getenv("HOME")) && *d) snprintf(out, n, "%s/.cache/clipcl/gemm_tune.txt", d);
+  else snprintf(out, n, "clipcl_gemm_tune.txt");
+}
+
+/* The tune file holds lines "<device name>\t<driver>\tMR=.. NV=.. KU=.. MB=..". */
+static int tuned_params(const clipcl_device_info *in, cc_gemm_params *p) {
+  char path[4096];
+  cc_gemm_tune_path(path, sizeof path);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  char line[1024];
+  int found = 0;
+  while (fgets(line, sizeof line, f)) {
+    char *t1 = strchr(line, '\t');
+    if (!t1) continue;
+    *t1 = 0;
+    char *t2 = strchr(t1 + 1, '\t');
+    if (!t2) continue;
+    *t2 = 0;
+    if (strcmp(line, in->name) || strcmp(t1 + 1, in->driver)) continue;
+    cc_gemm_params q = *p;
+    if (cc_gemm_params_parse(t2 + 1, &q) == 0) {
+      *p = q;
+      found = 1;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+static void state_free(void *p) { free(p); }
+
+static clipcl_status get_state(cc_rt *rt, gemm_state **out) {
+  gemm_state *st = cc_state(rt, CC_STATE_GEMM);
+  if (!st) {
+    const clipcl_device_info *in = cc_info(rt);
+    st = calloc(1, sizeof *st);
+    if (!st) return cc_fail(CLIPCL_ERR_NOMEM, "out of host memory");
+    st->backend = in->is_cpu ? BACKEND_CPU : BACKEND_CLBLAST;
+    const char *b = getenv("CLIPCL_GEMM");
+    if (b && *b) {
+      if (!strcmp(b, "cpu")) st->backend = BACKEND_CPU;
+      else if (!strcmp(b, "clblast")) st->backend = BACKEND_CLBLAST;
+      else if (!strcmp(b, "naive")) st->backend = BACKEND_NAIVE;
+      else {
+        free(st);
+        return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_GEMM=%s: expected cpu, clblast or naive", b);
+      }
+    }
+    for (size_t i = 0; i < sizeof builtin / sizeof *builtin; i++) {
+      char hay[512];
+      snprintf(hay, sizeof hay, "%s %s", in->name, in->version);
+      if (ci_has(hay, builtin[i].match)) {
+        st->p = builtin[i].p;
+        break;
+      }
+    }
+    tuned_params(in, &st->p);
+    const char *e = getenv("CLIPCL_GEMM_PARAMS");
+    if (e && *e && cc_gemm_params_parse(e, &st->p) != 0) {
+      free(st);
+      return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_GEMM_PARAMS=\"%s\": expected e.g. \"MR=12 NV=2 KU=4 MB=8\"", e);
+    }
+    cc_gemm_params_defines(&st->p, st->defines, sizeof st->defines);
+    cc_set_state(rt, CC_STATE_GEMM, st, state_free);
+  }
+  *out = st;
+  return CLIPCL_OK;
+}
+
+const char *cc_gemm_backend(cc_rt *rt) {
+  gemm_state *st;
+  if (get_state(rt, &st) != CLIPCL_OK) return "unknown";
+  return backend_names[st->backend];
+}
+
+clipcl_status cc_gemm_set_params(cc_rt *rt, const cc_gemm_params *p) {
+  gemm_state *st;
+  CC_TRY(get_state(rt, &st));
+  st->p = *p;
+  cc_gemm_params_defines(&st->p, st->defines, sizeof st->defines);
+  return CLIPCL_OK;
+}
+
+clipcl_status cc_gemm_get_params(cc_rt *rt, cc_gemm_params *p) {
+  gemm_state *st;
+  CC_TRY(get_state(rt, &st));
+  *p = st->p;
+  return CLIPCL_OK;
+}
+
+static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, int batch) {
+  const cc_gemm_params *p = &st->p;
+  int NR = 16 * p->NV;
+  size_t mtiles = ((size_t)g->M + p->MR - 1) / p->MR, ntiles = ((size_t)g->N + NR - 1) / NR;
+  size_t ap_batch = mtiles * p->MR * (size_t)g->K, bp_batch = ntiles * NR * (size_t)g->K;
+  cl_mem Ap, Bp;
+  CC_TRY(cc_scratch(rt, 0, ap_batch * batch * 4, &Ap));
+  CC_TRY(cc_scratch(rt, 1, bp_batch * batch * 4, &Bp));
+  cc_kernel *ka, *kb, *kt;
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_a", st->defines, &ka));
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_b", st->defines, &kb));
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_tile", st->defines, &kt));
+  size_t ga[3] = {(size_t)g->K, mtiles, (size_t)batch};
+  CC_TRY(CC_LAUNCH(rt, ka, 3, ga, NULL, CC_MEM(Ap), CC_ULONG(ap_batch), CC_VIEW(g->A), CC_INT(g->lda),
+                   CC_ULONG(g->sA), CC_INT(g->transA), CC_INT(g->M), CC_INT(g->K)));
+  size_t gb[3] = {(size_t)g->K, ntiles, (size_t)batch};
+  CC_TRY(CC_LAUNCH(rt, kb, 3, gb, NULL, CC_MEM(Bp), CC_ULONG(bp_batch), CC_VIEW(g->B), CC_INT(g->ldb),
+                   CC_ULONG(g->sB), CC_INT(g->transB), CC_INT(g->N), CC_INT(g->K)));
+  size_t gt[2] = {mtiles * ntiles, (size_t)batch}, lt[2] = {1, 1};
+  int has_bias = g->bias.buf != NULL;
+  cl_mem bias = has_bias ? g->bias.buf : g->C.buf;
+  return CC_LAUNCH(rt, kt, 2, gt, lt, CC_MEM(Ap), CC_ULONG(ap_batch), CC_MEM(Bp), CC_ULONG(bp_batch),
+                   CC_VIEW(g->C), CC_INT(g->ldc), CC_ULONG(g->sC), CC_MEM(bias), CC_ULONG(g->bias.off),
+                   CC_INT(has_bias), CC_INT(g->M), CC_INT(g->N), CC_INT(g->K), CC_FLOAT(g->alpha),
+                   CC_FLOAT(g->beta), CC_INT((int)mtiles), CC_INT((int)ntiles), CC_INT(p->MB));
+}
+
+static clipcl_status gemm_naive(cc_rt *rt, const cc_gemm_desc *g, int batch) {
+  cc_kernel *k;
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_naive", NULL, &k));
+  size_t gws[3] = {(size_t)g->N, (size_t)g->M, (size_t)batch};
+  int has_bias = g->bias.buf != NULL;
+  cl_mem bias = has_bias ? g->bias.buf : g->C.buf;
+  return CC_LAUNCH(rt, k, 3, gws, NULL, CC_VIEW(g->A), CC_INT(g->lda), CC_ULONG(g->sA), CC_INT(g->transA),
+                   CC_VIEW(g->B), CC_INT(g->ldb), CC_ULONG(g->sB), CC_INT(g->transB), CC_VIEW(g->C),
+                   CC_INT(g->ldc), CC_ULONG(g->sC), CC_MEM(bias), CC_ULONG(g->bias.off), CC_INT(has_bias),
+                   CC_INT(g->M), CC_INT(g->N), CC_INT(g->K), CC_FLOAT(g->alpha), CC_FLOAT(g->beta));
+}
+
+static clipcl_status gemm_clblast(cc_rt *rt, const cc_gemm_desc *g, int batch) {
+  cl_command_queue q = cc_queue(rt);
+  cl_event ev = NULL;
+  CLBlastStatusCode s;
+  CLBlastTranspose ta = g->transA ? CLBlastTransposeYes : CLBlastTransposeNo;
+  CLBlastTranspose tb = g->transB ? CLBlastTransposeYes : CLBlastTransposeNo;
+  if (batch == 1) {
+    s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, (size_t)g->M, (size_t)g->N, (size_t)g->K, g->alpha,
+                     g->A.buf, g->A.off, (size_t)g->lda, g->B.buf, g->B.off, (size_t)g->ldb, g->beta, g->C.buf,
+                     g->C.off, (size_t)g->ldc, &q, cc_profiling(rt) ? &ev : NULL);
+  } else {
+    s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, (size_t)g->M, (size_t)g->N, (size_t)g->K,
+                                   g->alpha, g->A.buf, g->A.off, (size_t)g->lda, g->sA, g->B.buf, g->B.off,
+                                   (size_t)g->ldb, g->sB, g->beta, g->C.buf, g->C.off, (size_t)g->ldc, g->sC,
+                                   (size_t)batch, &q, cc_profiling(rt) ? &ev : NULL);
+  }
+  if (s != CLBlastSuccess)
+    return cc_fail(CLIPCL_ERR_OPENCL, "CLBlast error %d (%s) in SGEMM %dx%dx%d%s%s batch %d", (int)s,
+                   s > -1000 ? cc_cl_error_name((cl_int)s) : "CLBlast-specific", g->M, g->N, g->K,
+                   g->transA ? " A^T" : "", g->transB ? " B^T" : "", batch);
+  cc_profile_event(rt, "clblast_sgemm", ev);
+  if (g->bias.buf) {
+    cc_kernel *k;
+    CC_TRY(cc_kernel_get(rt, "gemm.cl", "add_bias", NULL, &k));
+    size_t gws[3] = {(size_t)g->N, (size_t)g->M, (size_t)batch};
+    CC_TRY(CC_LAUNCH(rt, k, 3, gws, NULL, CC_VIEW(g->C), CC_INT(g->ldc), CC_ULONG(g->sC), CC_VIEW(g->bias),
+                     CC_INT(g->M), CC_INT(g->N)));
+  }
+  return CLIPCL_OK;
+}
+
+clipcl_status cc_gemm(cc_rt *rt, const cc_gemm_desc *g) {
+  int batch = g->batch > 0 ? g->batch : 1;
+  if (g->M < 0 || g->N < 0 || g->K < 0)
+    return cc_fail(CLIPCL_ERR_ARG, "gemm: negative size %dx%dx%d", g->M, g->N, g->K);
+  if (g->M == 0 || g->N == 0) return CLIPCL_OK;
+  int colsA = g->transA ? g->M : g->K, colsB = g->transB ? g->K : g->N;
+  if (g->lda < colsA || g->ldb < colsB || g->ldc < g->N)
+    return cc_fail(CLIPCL_ERR_ARG, "gemm %dx%dx%d: leading dimension too small (lda %d ldb %d ldc %d)", g->M,
+                   g->N, g->K, g->lda, g->ldb, g->ldc);
+  if (g->K == 0) return gemm_naive(rt, g, batch); /* C = beta*C + bias, reads no A or B */
+  gemm_state *st;
+  CC_TRY(get_state(rt, &st));
+  switch (st->backend) {
+    case BACKEND_CPU: return gemm_cpu(rt, st, g, batch);
+    case BACKEND_CLBLAST: return gemm_clblast(rt, g, batch);
+    default: return gemm_naive(rt, g, batch);
+  }
+}
+
+clipcl_status cc_colsum(cc_rt *rt, cc_view out, cc_view x, int rows, int cols, int ld, int accumulate) {
+  cc_kernel *k;
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "colsum", NULL, &k));
+  size_t gws = (size_t)cols;
+  return CC_LAUNCH(rt, k, 1, &gws, NULL, CC_VIEW(out), CC_VIEW(x), CC_INT(rows), CC_INT(cols), CC_INT(ld),
+                   CC_INT(accumulate));
+}
+
+clipcl_status cc_linear_fwd(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_view bias, int N, int IC,
+                            int OC) {
+  cc_gemm_desc g = {.transA = 0, .transB = 1, .M = N, .N = OC, .K = IC, .alpha = 1.0f, .beta = 0.0f,
+                    .A = inp, .B = w, .C = out, .lda = IC, .ldb = IC, .ldc = OC, .bias = bias};
+  return cc_gemm(rt, &g);
+}
+
+clipcl_status cc_linear_bwd(cc_rt *rt, cc_view dinp, cc_view dw, cc_view dbias, cc_view dout, cc_view inp,
+                            cc_view w, int N, int IC, int OC) {
+  if (dinp.buf) {
+    cc_gemm_desc g = {.M = N, .N = IC, .K = OC, .alpha = 1.0f, .beta = 1.0f, .A = dout, .B = w, .C = dinp,
+                      .lda = OC, .ldb = IC, .ldc = IC};
+    CC_TRY(cc_gemm(rt, &g));
+  }
+  if (dw.buf) {
+    cc_gemm_desc g = {.transA = 1, .M = OC, .N = IC, .K = N, .alpha = 1.0f, .beta = 1.0f, .A = dout, .B = inp,
+                      .C = dw, .lda = OC, .ldb = IC, .ldc = IC};
+    CC_TRY(cc_gemm(rt, &g));
+  }
+  if (dbias.buf) CC_TRY(cc_colsum(rt, dbias, dout, N, OC, OC, 1));
+  return CLIPCL_OK;
+}

@@ -1,0 +1,23 @@
+/* gemm_params.h: tile parameters of the CPU GEMM kernels (kernels/gemm.cl)
+ * and the plumbing `clipcl tune` uses to search and store them. */
+#ifndef CC_GEMM_PARAMS_H
+#define CC_GEMM_PARAMS_H
+#include <stddef.h>
+
+#include "cl/runtime.h"
+
+typedef struct {
+  int MR; /* rows per tile */
+  int NV; /* float16 vectors per row: NR = 16 * NV columns */
+  int KU; /* k-loop unroll */
+  int MB; /* row tiles per scheduling block (cache reuse of A panels) */
+} cc_gemm_params;
+
+/* "MR=12 NV=2 KU=4 MB=8" (any subset, any order); 0 on success. */
+int cc_gemm_params_parse(const char *s, cc_gemm_params *p);
+void cc_gemm_params_defines(const cc_gemm_params *p, char *out, size_t n);
+/* Where `clipcl tune` stores results: CLIPCL_TUNE_FILE, else the cache dir. */
+void cc_gemm_tune_path(char *out, size_t n);
+clipcl_status cc_gemm_set_params(cc_rt *rt, const cc_gemm_params *p);
+clipcl_status cc_gemm_get_params(cc_rt *rt, cc_gemm_params *p);
+#endif
