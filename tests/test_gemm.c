@@ -198,11 +198,13 @@ int main(void) {
               cc_gemm_backend(rt));
     if (b == 0) {
       /* several tile shapes, so both full tiles and edges of each run */
-      const cc_gemm_params ps[] = {{12, 2, 4, 8}, {4, 1, 1, 1}, {6, 3, 2, 3}, {16, 1, 8, 2}};
-      for (int i = 0; i < 4; i++) {
+      const cc_gemm_params ps[] = {{12, 2, 4, 8, 1, 0}, {4, 1, 1, 1, 0, 0}, {6, 3, 2, 3, 1, 64},
+                                   {16, 1, 8, 2, 0, 7}, {5, 2, 3, 4, 0, 0}};
+      for (int i = 0; i < 5; i++) {
         TH_OK(cc_gemm_set_params(rt, &ps[i]));
         char tag[64];
-        snprintf(tag, sizeof tag, "cpu MR%d NV%d KU%d MB%d", ps[i].MR, ps[i].NV, ps[i].KU, ps[i].MB);
+        snprintf(tag, sizeof tag, "cpu MR%d NV%d KU%d MB%d PA%d KC%d", ps[i].MR, ps[i].NV, ps[i].KU, ps[i].MB,
+                 ps[i].PA, ps[i].KC);
         gemm_suite(rt, tag, i == 0);
       }
       TH_OK(cc_gemm_set_params(rt, &ps[0]));

@@ -4,6 +4,7 @@
 #include "clipcl.h"
 
 int cmd_devices(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 
 /* Prints "clipcl <cmd>: <last error>" to stderr and returns 1. */
 int cli_error(const char *cmd);

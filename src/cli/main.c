@@ -10,6 +10,7 @@ static const struct {
   const char *help;
 } commands[] = {
     {"devices", cmd_devices, "list OpenCL devices (--build compiles every kernel)"},
+    {"tune", cmd_tune, "search GEMM parameters for this device and save them"},
 };
 
 static void usage(FILE *f) {

@@ -19,6 +19,7 @@
 #include "ops/ops.h"
 
 enum { BACKEND_CPU, BACKEND_CLBLAST, BACKEND_NAIVE };
+#define KCL_MAX 512 /* kernels/gemm.cl KCL: K slice of gemm_tile_packed */
 static const char *backend_names[] = {"cpu-tiled", "clblast", "naive"};
 
 typedef struct {
@@ -33,8 +34,8 @@ static const struct {
   const char *match;
   cc_gemm_params p;
 } builtin[] = {
-    {"avx512", {12, 2, 4, 8}},
-    {"", {6, 2, 4, 8}},
+    {"avx512", {12, 2, 4, 8, 1, 0}},
+    {"", {6, 2, 4, 8, 1, 0}},
 };
 
 static int ci_has(const char *hay, const char *needle) {
@@ -64,10 +65,13 @@ int cc_gemm_params_parse(const char *s, cc_gemm_params *p) {
     else if (!strcmp(key, "NV")) q.NV = val;
     else if (!strcmp(key, "KU")) q.KU = val;
     else if (!strcmp(key, "MB")) q.MB = val;
+    else if (!strcmp(key, "KC")) q.KC = val;
+    else if (!strcmp(key, "PA")) q.PA = val;
     else return -1;
     c += used;
   }
-  if (q.MR < 1 || q.MR > 32 || q.NV < 1 || q.NV > 8 || q.KU < 1 || q.KU > 16 || q.MB < 1 || q.MB > 4096)
+  if (q.MR < 1 || q.MR > 32 || q.NV < 1 || q.NV > 8 || q.KU < 1 || q.KU > 16 || q.MB < 1 || q.MB > 4096 ||
+      q.KC < 0 || q.PA < 0 || q.PA > 1)
     return -1;
   *p = q;
   return 0;
@@ -146,7 +150,7 @@ static clipcl_status get_state(cc_rt *rt, gemm_state **out) {
     const char *e = getenv("CLIPCL_GEMM_PARAMS");
     if (e && *e && cc_gemm_params_parse(e, &st->p) != 0) {
       free(st);
-      return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_GEMM_PARAMS=\"%s\": expected e.g. \"MR=12 NV=2 KU=4 MB=8\"", e);
+      return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_GEMM_PARAMS=\"%s\": expected e.g. \"MR=12 NV=2 KU=4 MB=8 PA=1 KC=0\"", e);
     }
     cc_gemm_params_defines(&st->p, st->defines, sizeof st->defines);
     cc_set_state(rt, CC_STATE_GEMM, st, state_free);
@@ -176,31 +180,94 @@ clipcl_status cc_gemm_get_params(cc_rt *rt, cc_gemm_params *p) {
   return CLIPCL_OK;
 }
 
-static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, int batch) {
+/* One gemm_tile launch per K slice over the columns [j0, j0+n) of C, with
+ * op(B) for those columns at b (element strides b_ts between column panels,
+ * b_rs between k rows). */
+typedef struct {
+  cl_mem buf;
+  cl_ulong off, batch_stride, ts;
+  int rs;
+} b_operand;
+
+/* op(A) as gemm_tile reads it: element (i,k) of row tile tm at
+ * off + z*batch_stride + tm*ts + min(i, imax)*rs + k*cs. */
+typedef struct {
+  cl_mem buf;
+  cl_ulong off, batch_stride, ts;
+  int rs, cs, clamp;
+} a_operand;
+
+static clipcl_status tile_columns(cc_rt *rt, gemm_state *st, cc_kernel *kt, const cc_gemm_desc *g, int batch,
+                                  const a_operand *a, const b_operand *b, int j0, int n) {
   const cc_gemm_params *p = &st->p;
   int NR = 16 * p->NV;
-  size_t mtiles = ((size_t)g->M + p->MR - 1) / p->MR, ntiles = ((size_t)g->N + NR - 1) / NR;
-  size_t ap_batch = mtiles * p->MR * (size_t)g->K, bp_batch = ntiles * NR * (size_t)g->K;
-  cl_mem Ap, Bp;
-  CC_TRY(cc_scratch(rt, 0, ap_batch * batch * 4, &Ap));
-  CC_TRY(cc_scratch(rt, 1, bp_batch * batch * 4, &Bp));
-  cc_kernel *ka, *kb, *kt;
-  CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_a", st->defines, &ka));
-  CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_b", st->defines, &kb));
-  CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_tile", st->defines, &kt));
-  size_t ga[3] = {(size_t)g->K, mtiles, (size_t)batch};
-  CC_TRY(CC_LAUNCH(rt, ka, 3, ga, NULL, CC_MEM(Ap), CC_ULONG(ap_batch), CC_VIEW(g->A), CC_INT(g->lda),
-                   CC_ULONG(g->sA), CC_INT(g->transA), CC_INT(g->M), CC_INT(g->K)));
-  size_t gb[3] = {(size_t)g->K, ntiles, (size_t)batch};
-  CC_TRY(CC_LAUNCH(rt, kb, 3, gb, NULL, CC_MEM(Bp), CC_ULONG(bp_batch), CC_VIEW(g->B), CC_INT(g->ldb),
-                   CC_ULONG(g->sB), CC_INT(g->transB), CC_INT(g->N), CC_INT(g->K)));
-  size_t gt[2] = {mtiles * ntiles, (size_t)batch}, lt[2] = {1, 1};
+  size_t mtiles = ((size_t)g->M + p->MR - 1) / p->MR, ntiles = ((size_t)n + NR - 1) / NR;
+  int kc = p->KC > 0 ? p->KC : g->K;
   int has_bias = g->bias.buf != NULL;
-  cl_mem bias = has_bias ? g->bias.buf : g->C.buf;
-  return CC_LAUNCH(rt, kt, 2, gt, lt, CC_MEM(Ap), CC_ULONG(ap_batch), CC_MEM(Bp), CC_ULONG(bp_batch),
-                   CC_VIEW(g->C), CC_INT(g->ldc), CC_ULONG(g->sC), CC_MEM(bias), CC_ULONG(g->bias.off),
-                   CC_INT(has_bias), CC_INT(g->M), CC_INT(g->N), CC_INT(g->K), CC_FLOAT(g->alpha),
-                   CC_FLOAT(g->beta), CC_INT((int)mtiles), CC_INT((int)ntiles), CC_INT(p->MB));
+  size_t gt[2] = {mtiles * ntiles, (size_t)batch}, lt[2] = {1, 1};
+  for (int k0 = 0; k0 < g->K; k0 += kc) {
+    int kn = g->K - k0 < kc ? g->K - k0 : kc;
+    int first = k0 == 0;
+    cl_mem bias = first && has_bias ? g->bias.buf : g->C.buf;
+    CC_TRY(CC_LAUNCH(rt, kt, 2, gt, lt, CC_MEM(a->buf), CC_ULONG(a->off + (cl_ulong)k0 * a->cs),
+                     CC_ULONG(a->batch_stride), CC_ULONG(a->ts), CC_INT(a->rs), CC_INT(a->cs), CC_INT(a->clamp),
+                     CC_MEM(b->buf), CC_ULONG(b->off + (cl_ulong)k0 * b->rs), CC_ULONG(b->batch_stride),
+                     CC_ULONG(b->ts), CC_INT(b->rs), CC_MEM(g->C.buf), CC_ULONG(g->C.off + j0), CC_INT(g->ldc),
+                     CC_ULONG(g->sC), CC_MEM(bias), CC_ULONG(g->bias.off + j0), CC_INT(first && has_bias),
+                     CC_INT(g->M), CC_INT(n), CC_INT(kn), CC_FLOAT(g->alpha), CC_FLOAT(first ? g->beta : 1.0f),
+                     CC_INT((int)mtiles), CC_INT((int)ntiles), CC_INT(p->MB)));
+  }
+  return CLIPCL_OK;
+}
+
+static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, int batch) {
+  int NR = 16 * st->p.NV;
+  cc_kernel *kt;
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_tile", st->defines, &kt));
+  a_operand a = {g->A.buf, g->A.off, g->sA, 0, g->transA ? 1 : g->lda, g->transA ? g->lda : 1, 1};
+  a.ts = (cl_ulong)st->p.MR * a.rs;
+  if (st->p.PA) {
+    /* Packed A: MR values per k contiguous, zero padded rows. */
+    size_t mtiles = ((size_t)g->M + st->p.MR - 1) / st->p.MR, ap_batch = mtiles * st->p.MR * (size_t)g->K;
+    cl_mem Ap;
+    cc_kernel *ka;
+    CC_TRY(cc_scratch(rt, 0, ap_batch * batch * 4, &Ap));
+    CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_a", st->defines, &ka));
+    size_t ga[3] = {((size_t)g->K + 15) / 16, mtiles, (size_t)batch}, la[3] = {1, 1, 1};
+    CC_TRY(CC_LAUNCH(rt, ka, 3, ga, la, CC_MEM(Ap), CC_ULONG(ap_batch), CC_VIEW(g->A), CC_INT(g->lda),
+                     CC_ULONG(g->sA), CC_INT(g->transA), CC_INT(g->M), CC_INT(g->K)));
+    a = (a_operand){Ap, 0, ap_batch, (cl_ulong)st->p.MR * g->K, 1, st->p.MR, 0};
+  }
+  /* Row-major B is read in place for all full column panels. */
+  int nfull = g->transB ? 0 : g->N / NR * NR;
+  if (nfull > 0) {
+    b_operand b = {g->B.buf, g->B.off, g->sB, (cl_ulong)NR, g->ldb};
+    CC_TRY(tile_columns(rt, st, kt, g, batch, &a, &b, 0, nfull));
+  }
+  if (nfull == g->N) return CLIPCL_OK;
+  /* The rest (all of a transposed B) goes through gemm_tile_packed, which
+   * copies each column panel into a cache-resident buffer itself. */
+  int n = g->N - nfull, mtiles = (g->M + st->p.MR - 1) / st->p.MR, ntiles = (n + NR - 1) / NR;
+  int mblocks = (mtiles + st->p.MB - 1) / st->p.MB;
+  int kcl = KCL_MAX, kc = st->p.KC > 0 && st->p.KC < kcl ? st->p.KC : kcl;
+  cc_kernel *kp;
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_tile_packed", st->defines, &kp));
+  cl_ulong boff = g->B.off + (g->transB ? (cl_ulong)nfull * g->ldb : (cl_ulong)nfull);
+  int bk_stride = g->transB ? 1 : g->ldb; /* element step of op(B) along k */
+  int has_bias = g->bias.buf != NULL;
+  size_t gt[2] = {(size_t)ntiles * mblocks, (size_t)batch}, lt[2] = {1, 1};
+  for (int k0 = 0; k0 < g->K; k0 += kc) {
+    int kn = g->K - k0 < kc ? g->K - k0 : kc, first = k0 == 0;
+    cl_mem bias = first && has_bias ? g->bias.buf : g->C.buf;
+    CC_TRY(CC_LAUNCH(rt, kp, 2, gt, lt, CC_MEM(a.buf), CC_ULONG(a.off + (cl_ulong)k0 * a.cs),
+                     CC_ULONG(a.batch_stride), CC_ULONG(a.ts), CC_INT(a.rs), CC_INT(a.cs), CC_INT(a.clamp),
+                     CC_MEM(g->B.buf), CC_ULONG(boff + (cl_ulong)k0 * bk_stride), CC_ULONG(g->sB), CC_INT(g->ldb),
+                     CC_INT(g->transB), CC_MEM(g->C.buf), CC_ULONG(g->C.off + nfull), CC_INT(g->ldc),
+                     CC_ULONG(g->sC), CC_MEM(bias), CC_ULONG(g->bias.off + nfull), CC_INT(first && has_bias),
+                     CC_INT(g->M), CC_INT(n), CC_INT(kn), CC_FLOAT(g->alpha), CC_FLOAT(first ? g->beta : 1.0f),
+                     CC_INT(mtiles), CC_INT(ntiles), CC_INT(st->p.MB)));
+  }
+  return CLIPCL_OK;
 }
 
 static clipcl_status gemm_naive(cc_rt *rt, const cc_gemm_desc *g, int batch) {

@@ -11,9 +11,11 @@ typedef struct {
   int NV; /* float16 vectors per row: NR = 16 * NV columns */
   int KU; /* k-loop unroll */
   int MB; /* row tiles per scheduling block (cache reuse of A panels) */
+  int PA; /* 1: pack A into MR-row panels first; 0: read A in place */
+  int KC; /* k block: the product is accumulated in K slices of KC (0: one slice) */
 } cc_gemm_params;
 
-/* "MR=12 NV=2 KU=4 MB=8" (any subset, any order); 0 on success. */
+/* "MR=12 NV=2 KU=4 MB=8 PA=0 KC=0" (any subset, any order); 0 on success. */
 int cc_gemm_params_parse(const char *s, cc_gemm_params *p);
 void cc_gemm_params_defines(const cc_gemm_params *p, char *out, size_t n);
 /* Where `clipcl tune` stores results: CLIPCL_TUNE_FILE, else the cache dir. */
