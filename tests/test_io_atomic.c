@@ -90,6 +90,15 @@ int main(void) {
   tu_check_fail("missing directory", cc_atomic_write_file(bad, a, NA), CLIPCL_ERR_IO, bad, "temporary");
   tu_check_fail("target is a directory", cc_atomic_write_file(dir, a, NA), CLIPCL_ERR_IO, dir, "directory");
 
+  char fifo[600];
+  snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+  if (mkfifo(fifo, 0600) == 0) {
+    tu_check_fail("target is a FIFO", cc_atomic_write_file(fifo, a, NA), CLIPCL_ERR_IO, fifo, "not a regular file");
+    struct stat fs;
+    th_assert("FIFO left in place", stat(fifo, &fs) == 0 && S_ISFIFO(fs.st_mode), NULL);
+    unlink(fifo);
+  }
+
   /* A read-only directory stops the temporary; root ignores the bits, and
    * the injected failures above cover that case. */
   if (geteuid() != 0) {

@@ -70,10 +70,12 @@ clipcl_status cc_atomic_begin(const char *path, cc_atomic **out) {
   int keep_mode = 0;
   if (stat(path, &st) == 0) {
     if (S_ISDIR(st.st_mode)) return cc_fail(CLIPCL_ERR_IO, "%s: is a directory", path);
-    if (S_ISREG(st.st_mode)) {
-      mode = st.st_mode & 07777;
-      keep_mode = 1;
-    }
+    /* Renaming over a device or FIFO (/dev/null, /dev/stdout) would replace
+     * the node itself, not write to it. */
+    if (!S_ISREG(st.st_mode))
+      return cc_fail(CLIPCL_ERR_IO, "%s: exists and is not a regular file; not replacing it", path);
+    mode = st.st_mode & 07777;
+    keep_mode = 1;
   }
 
   cc_atomic *a = calloc(1, sizeof *a);

@@ -7,6 +7,8 @@
  * temporary and leaves the old file byte-identical. Not here: formats (see
  * safetensors.h, npy.h), locking between concurrent writers (the last rename
  * wins), and preserving a symlink's target (rename replaces the link itself).
+ * An existing target that is not a regular file (a device, a FIFO) is refused
+ * rather than replaced.
  *
  * Usage:
  *   cc_atomic *a;

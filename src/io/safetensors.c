@@ -124,7 +124,7 @@ struct cc_st_file {
   uint64_t file_size, data_start, data_size;
   size_t n;
   cc_st_tensor *t; /* ascending begin */
-  size_t *by_name; /* indices into t sorted by name */
+  const cc_st_tensor **by_name; /* into t (sorted by begin first, then fixed), by name */
   size_t nmeta;
   char **meta_k, **meta_v;
 };
@@ -196,8 +196,6 @@ static clipcl_status pread_all(const cc_st_file *f, void *dst, size_t n, uint64_
   return CLIPCL_OK;
 }
 
-static const cc_st_file *sort_ctx; /* qsort has no context argument in C11 */
-
 static int cmp_begin(const void *a, const void *b) {
   const cc_st_tensor *x = a, *y = b;
   if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
@@ -205,8 +203,8 @@ static int cmp_begin(const void *a, const void *b) {
   return 0;
 }
 
-static int cmp_name_idx(const void *a, const void *b) {
-  return strcmp(sort_ctx->t[*(const size_t *)a].name, sort_ctx->t[*(const size_t *)b].name);
+static int cmp_name_ptr(const void *a, const void *b) {
+  return strcmp((*(const cc_st_tensor *const *)a)->name, (*(const cc_st_tensor *const *)b)->name);
 }
 
 /* Reads a JSON integer that must be >= 0. */
@@ -308,9 +306,11 @@ static clipcl_status parse_meta(cc_st_file *f, json_t *m) {
 static clipcl_status parse_header(cc_st_file *f, const char *text, size_t len) {
   json_error_t jerr;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-  if (!root)
+  if (!root) {
+    char tb[sizeof jerr.text];
     return cc_fail(CLIPCL_ERR_FORMAT, "%s: header is not valid JSON (byte %d): %s", f->path, jerr.position,
-                   jerr.text);
+                   printable(jerr.text, tb, sizeof tb));
+  }
   clipcl_status s = CLIPCL_OK;
   if (!json_is_object(root)) {
     s = cc_fail(CLIPCL_ERR_FORMAT, "%s: header JSON is not an object", f->path);
@@ -350,10 +350,8 @@ static clipcl_status parse_header(cc_st_file *f, const char *text, size_t len) {
       goto done;
     }
   }
-  for (size_t i = 0; i < f->n; i++) f->by_name[i] = i;
-  sort_ctx = f;
-  qsort(f->by_name, f->n, sizeof *f->by_name, cmp_name_idx);
-  sort_ctx = NULL;
+  for (size_t i = 0; i < f->n; i++) f->by_name[i] = &f->t[i];
+  qsort(f->by_name, f->n, sizeof *f->by_name, cmp_name_ptr);
 done:
   json_decref(root);
   return s;
@@ -437,8 +435,8 @@ const cc_st_tensor *cc_st_find(const cc_st_file *f, const char *name) {
   size_t lo = 0, hi = f->n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    int c = strcmp(f->t[f->by_name[mid]].name, name);
-    if (c == 0) return &f->t[f->by_name[mid]];
+    int c = strcmp(f->by_name[mid]->name, name);
+    if (c == 0) return f->by_name[mid];
     if (c < 0) lo = mid + 1;
     else hi = mid;
   }

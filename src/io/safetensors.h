@@ -10,6 +10,8 @@
  * on demand, so a 1.7 GB file costs only its header in memory. F32, F16,
  * BF16 and F64 convert to float32; every other dtype (I64 position_ids, ...)
  * is listed and readable as raw bytes only.
+ * An open file is read-only state: several threads may read tensors from
+ * one handle at once (positioned reads, per-call buffers).
  * Writer: tensors in the caller's order, F32 by default (F16/BF16 on request,
  * round to nearest even), header padded with spaces to a multiple of 8 as the
  * reference library does, written atomically (io/atomic.h). Data comes from
