@@ -20,7 +20,9 @@
 Values in the npy files are (i * 0.25 - 3) for element i, exactly
 representable, so the C test checks them without a second fixture.
 
-All data is generated (no third-party data): same licence as the project.
+Source and licence: all values are generated here (same licence as the
+project); names_vitb32_openai.txt lists the tensor names and shapes that
+open_clip 2.20.0 (MIT licence) reports for an untrained ViT-B-32, no weights.
 Run: PYTHONPATH=/opt/pyref/site /usr/bin/python3 tests/tools/make_io_fixtures.py
 """
 import json
