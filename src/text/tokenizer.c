@@ -28,6 +28,7 @@
 
 #include "text/clean.h"
 #include "text/text_tables.h"
+#include "text/tokenizer_internal.h"
 #include "util/error.h"
 
 #define N_MERGES_MAX (49152 - 256 - 2) /* what open_clip reads from the file */
@@ -424,10 +425,15 @@ static clipcl_status build_lines(clipcl_tokenizer *t, const char *what, const ch
 
 /* open_clip's split regex. The classes follow the `regex` module's view:
  * PCRE2's \p{L}/\p{N} (Unicode 14) plus the letters and numbers Python's
- * newer tables have, and U+0345, which no alternative matches there. */
+ * newer tables have, and U+0345, which no alternative matches there.
+ * tests/test_tokenizer_classes.c checks every code point. */
 static clipcl_status compile_regex(clipcl_tokenizer *t) {
+  /* \s spelled out: PCRE2's \s also takes U+180E, which Python's does not
+   * since Unicode 6.3 (same set as cc_regex_space in clean.c) */
   const char *fmt =
-      "<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}%s]+|[\\p{N}%s]|[^\\s\\p{L}\\p{N}%s%s%s]+";
+      "<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}%s]+|[\\p{N}%s]|"
+      "[^\\x{9}-\\x{d}\\x{20}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}"
+      "\\x{205f}\\x{3000}\\p{L}\\p{N}%s%s%s]+";
   size_t n = strlen(fmt) + 2 * strlen(cc_regex_extra_letters) + 2 * strlen(cc_regex_extra_numbers) +
              strlen(cc_regex_dropped) + 1;
   char *pat = malloc(n);
@@ -778,6 +784,26 @@ static clipcl_status encode_text(clipcl_tokenizer *t, const char *text, ids_buf 
   if (md) pcre2_match_data_free(md);
   free(u8);
   return st;
+}
+
+clipcl_status cc_tokenizer_split(const clipcl_tokenizer *t, const char *u8, size_t len, size_t *ends, size_t max,
+                                 size_t *n) {
+  pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->re, NULL);
+  if (!md) return cc_fail(CLIPCL_ERR_NOMEM, "tokenizer: out of memory");
+  *n = 0;
+  for (size_t pos = 0; pos < len;) {
+    int rc = pcre2_match(t->re, (PCRE2_SPTR)u8, len, pos, 0, md, NULL);
+    if (rc < 0) break;
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+    if (*n < max) {
+      ends[2 * *n] = ov[0];
+      ends[2 * *n + 1] = ov[1];
+    }
+    ++*n;
+    pos = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+  }
+  pcre2_match_data_free(md);
+  return CLIPCL_OK;
 }
 
 clipcl_status clipcl_tokenize(clipcl_tokenizer *t, const char *text, int context_length, int32_t *ids,
