@@ -6,7 +6,8 @@
  * as clipcl does not do that repair. Also: the REFERENCE.md check, refused
  * invalid UTF-8 and bad arguments, vocabulary files (the shipped one by
  * path, a hand-made one whose ids are worked out by hand below, broken
- * ones), 4 threads sharing one tokenizer, and a throughput figure. */
+ * ones), random input (no crash, well-formed ids), a 300 kB word in well
+ * under quadratic time, 4 threads sharing one tokenizer, throughput. */
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "text/clean.h"
 
 #define CORPUS "data/tokenizer_corpus.jsonl"
 #define MAXN 8192
@@ -304,6 +306,65 @@ static void test_threads(clipcl_tokenizer *t) {
   th_assert("4 threads, one tokenizer", bad == 0, "%d mismatches", bad);
 }
 
+/* Random bytes (mostly invalid UTF-8) and random valid UTF-8 over all code
+ * points: always OK or CLIPCL_ERR_FORMAT, ids inside the vocabulary, SOT
+ * first, EOT at the end. Meant for the sanitizer builds as much as for this. */
+static void test_fuzz(clipcl_tokenizer *t) {
+  th_seed(12345);
+  char buf[512];
+  int bad = 0, valid = 0, refused = 0;
+  for (int k = 0; k < 3000; k++) {
+    size_t len = 0, want = (size_t)(th_uniform() * 120);
+    if (k % 2 == 0) {
+      while (len < want) {
+        int b = 1 + (int)(th_uniform() * 255);
+        buf[len++] = (char)(th_uniform() < 0.5 ? b : "a &;#<>'\x1b["[(int)(th_uniform() * 12)]);
+      }
+    } else {
+      while (len + 4 < want) {
+        double u = th_uniform();
+        uint32_t c = u < 0.3 ? 1 + (uint32_t)(th_uniform() * 0x7f)
+                     : u < 0.7 ? 0x80 + (uint32_t)(th_uniform() * 0x3000)
+                               : 0x80 + (uint32_t)(th_uniform() * 0x10ff7f);
+        if (c >= 0xD800 && c <= 0xDFFF) continue;
+        len += cc_utf8_put(c, buf + len);
+      }
+    }
+    buf[len] = 0;
+    int32_t ids[77];
+    int n = 0;
+    clipcl_status s = clipcl_tokenize(t, buf, 77, ids, &n);
+    if (s == CLIPCL_ERR_FORMAT && k % 2 == 0) {
+      refused++;
+      continue;
+    }
+    int ok = s == CLIPCL_OK && n >= 2 && ids[0] == 49406;
+    int last = n < 77 ? n - 1 : 76;
+    for (int i = 0; ok && i < 77; i++) ok = ids[i] >= 0 && ids[i] < 49408 && (i <= last || ids[i] == 0);
+    ok = ok && ids[last] == 49407;
+    if (!ok && bad++ < 3) printf("  fuzz #%d: status %d n %d: %s\n", k, s, n, clipcl_last_error());
+    valid++;
+  }
+  th_assert("fuzz", bad == 0, "%d bad of %d tokenized (%d refused)", bad, valid, refused);
+}
+
+/* A long single word must not cost n^2: a 300 kB letter run. */
+static void test_long_word(clipcl_tokenizer *t) {
+  size_t n = 300000;
+  char *s = malloc(n + 1);
+  th_seed(99);
+  for (size_t i = 0; i < n; i++) s[i] = "etaoinshrdlu"[(int)(th_uniform() * 12)];
+  s[n] = 0;
+  int32_t ids[77];
+  int nt = 0;
+  double t0 = now();
+  TH_OK(clipcl_tokenize(t, s, 77, ids, &nt));
+  double dt = now() - t0;
+  /* generous bound: about 0.1 s here; quadratic BPE would take minutes */
+  th_assert("300 kB word", dt < 5.0 && nt > 1000 && ids[76] == 49407, "%.2f s, %d tokens", dt, nt);
+  free(s);
+}
+
 static void bench(void) {
   /* fresh tokenizer: short captions, cache warm after the first pass */
   clipcl_tokenizer *t;
@@ -320,7 +381,14 @@ static void bench(void) {
     count += 8;
     t1 = now();
   } while (t1 - t0 < 0.5);
-  printf("throughput: %.0f short captions/s on one thread\n", count / (t1 - t0));
+  printf("throughput: %.0f short captions/s on one thread (warm cache)\n", count / (t1 - t0));
+  /* the corpus on a fresh tokenizer: varied, often long strings, cold cache */
+  clipcl_tokenizer *tc;
+  TH_OK(clipcl_tokenizer_create(&tc));
+  t0 = now();
+  for (int i = 0; i < n_rows; i++) TH_OK(clipcl_tokenize(tc, rows[i].text, 77, ids, &n));
+  printf("corpus: %.0f strings/s, cold cache\n", n_rows / (now() - t0));
+  clipcl_tokenizer_free(tc);
   double c0 = now();
   clipcl_tokenizer *t2;
   TH_OK(clipcl_tokenizer_create(&t2));
@@ -337,6 +405,8 @@ int main(void) {
   test_corpus(t);
   test_refusals(t);
   test_vocab_files(t);
+  test_fuzz(t);
+  test_long_word(t);
   clipcl_tokenizer_free(t);
   /* threads on a cold cache */
   TH_OK(clipcl_tokenizer_create(&t));

@@ -114,6 +114,11 @@ HAND = [
     "\U0001f600" * 40,
     "a" + "\u0301" * 30,
     "\u03a3" * 10 + " " + "A\u03a3" * 10,
+    # long single words: the heap BPE path, checked against Python's O(n^2) one
+    "x" * 3000,
+    "abc" * 700,
+    "".join(random.Random(7).choice("etaoinshrdlu") for _ in range(2500)),
+    "\u00e9t\u00e9" * 300,
 ]
 
 
