@@ -44,7 +44,7 @@ static const char SOT_TEXT[] = "<start_of_text>";
 static const char EOT_TEXT[] = "<end_of_text>";
 
 typedef struct {
-  uint64_t key; /* (left id << 32) | right id, 0 = empty (id pairs are never 0,0 ... see pair_key) */
+  uint64_t key; /* pair_key(left, right); 0 = empty slot */
   int32_t rank, merged;
 } pair_slot;
 
@@ -267,26 +267,6 @@ static int split_ws(const uint32_t *s, size_t n, size_t start[3], size_t end[3])
 }
 
 static clipcl_status build_lines(clipcl_tokenizer *t, const char *what, const char *text, size_t len,
-                                 const char **line, size_t *line_len);
-
-static clipcl_status build(clipcl_tokenizer *t, const char *what, const char *text, size_t len) {
-
-  /* line starts: line 0 is the header, merges follow */
-  const char **line = malloc((N_MERGES_MAX + 1) * sizeof *line);
-  size_t *line_len = malloc((N_MERGES_MAX + 1) * sizeof *line_len);
-  clipcl_status st = CLIPCL_OK;
-  if (!line || !line_len) {
-    free(line);
-    free(line_len);
-    return cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory", what);
-  }
-  st = build_lines(t, what, text, len, line, line_len);
-  free(line);
-  free(line_len);
-  return st;
-}
-
-static clipcl_status build_lines(clipcl_tokenizer *t, const char *what, const char *text, size_t len,
                                  const char **line, size_t *line_len) {
   uint32_t byte_to_cp[256];
   uint8_t byte_order[256];
@@ -294,6 +274,7 @@ static clipcl_status build_lines(clipcl_tokenizer *t, const char *what, const ch
   byte_maps(byte_to_cp, byte_order);
   for (int i = 0; i < 512; i++) cp_to_byte[i] = -1;
   for (int b = 0; b < 256; b++) cp_to_byte[byte_to_cp[b]] = b;
+  /* line starts: line 0 is the header, merges follow */
   int n_lines = 0;
   for (size_t p = 0; p <= len && n_lines < N_MERGES_MAX + 1;) {
     const char *nl = memchr(text + p, '\n', len - p);
@@ -421,6 +402,21 @@ static clipcl_status build_lines(clipcl_tokenizer *t, const char *what, const ch
   }
   snprintf(t->identity, sizeof t->identity, "clip-bpe-%d-%08lx", t->n_vocab, (unsigned long)crc);
   return CLIPCL_OK;
+}
+
+/* build_lines with its line tables on the heap (48,895 entries each) */
+static clipcl_status build(clipcl_tokenizer *t, const char *what, const char *text, size_t len) {
+  const char **line = malloc((N_MERGES_MAX + 1) * sizeof *line);
+  size_t *line_len = malloc((N_MERGES_MAX + 1) * sizeof *line_len);
+  if (!line || !line_len) {
+    free(line);
+    free(line_len);
+    return cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory", what);
+  }
+  clipcl_status st = build_lines(t, what, text, len, line, line_len);
+  free(line);
+  free(line_len);
+  return st;
 }
 
 /* open_clip's split regex. The classes follow the `regex` module's view:
