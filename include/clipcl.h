@@ -66,6 +66,46 @@ clipcl_status clipcl_device_build_all(clipcl_device *dev);
 /* Writes per-kernel time totals (only when CLIPCL_PROFILE=1 was set at open). */
 void clipcl_device_profile_report(clipcl_device *dev, FILE *out);
 
+/* ---- tokenizer (src/text/) ------------------------------------------------
+ * CLIP's byte-level BPE, ids identical to open_clip 2.20's
+ * get_tokenizer('ViT-B-32'): text cleaning as ftfy.fix_text (without its
+ * heuristic mojibake repair) + html.unescape twice + white-space collapse +
+ * lower-casing, open_clip's split regex, BPE. SOT 49406, EOT 49407, padding 0
+ * with the built-in vocabulary. A tokenizer may be used by several threads
+ * at once. */
+typedef struct clipcl_tokenizer clipcl_tokenizer;
+
+/* The built-in vocabulary (bpe_simple_vocab_16e6, 49,408 tokens). */
+clipcl_status clipcl_tokenizer_create(clipcl_tokenizer **out);
+/* Another vocabulary in the same format, gzip-compressed or plain text: a
+ * header line, then merge lines "a b" (at most 48,894 are read). */
+clipcl_status clipcl_tokenizer_load(const char *path, clipcl_tokenizer **out);
+void clipcl_tokenizer_free(clipcl_tokenizer *t);
+
+/* Writes ids[context_length]: SOT, the text's tokens, EOT, zero padding. A
+ * longer sequence is cut to context_length with its last id set to EOT.
+ * *n_tokens (may be NULL) receives the length before the cut, SOT and EOT
+ * included. Invalid UTF-8 is refused with CLIPCL_ERR_FORMAT. */
+clipcl_status clipcl_tokenize(clipcl_tokenizer *t, const char *text, int context_length, int32_t *ids,
+                              int *n_tokens);
+
+/* "clip-bpe-<vocab size>-<crc32 of the merge lines used>", for model metadata */
+const char *clipcl_tokenizer_identity(const clipcl_tokenizer *t);
+int clipcl_tokenizer_vocab_size(const clipcl_tokenizer *t);
+int32_t clipcl_tokenizer_sot(const clipcl_tokenizer *t);
+int32_t clipcl_tokenizer_eot(const clipcl_tokenizer *t);
+
+/* Decodes n ids to UTF-8 text as open_clip's decode() does ("</w>" becomes a
+ * space, broken UTF-8 becomes U+FFFD). With CLIPCL_DETOK_TEXT_ONLY a leading
+ * SOT, everything from the first EOT on and the final space are dropped.
+ * Writes the text and a NUL into out[cap]; *len (may be NULL) gets the text
+ * length. out = NULL with cap = 0 only measures; a short buffer is
+ * CLIPCL_ERR_ARG. Ids outside the vocabulary are CLIPCL_ERR_ARG. */
+#define CLIPCL_DETOK_TEXT_ONLY 1
+clipcl_status clipcl_detokenize(const clipcl_tokenizer *t, const int32_t *ids, int n, int flags, char *out,
+                                size_t cap, size_t *len);
+/* ---- end tokenizer ------------------------------------------------------- */
+
 #ifdef __cplusplus
 }
 #endif
