@@ -66,6 +66,40 @@ clipcl_status clipcl_device_build_all(clipcl_device *dev);
 /* Writes per-kernel time totals (only when CLIPCL_PROFILE=1 was set at open). */
 void clipcl_device_profile_report(clipcl_device *dev, FILE *out);
 
+/* ---- model configuration (src/model/config.c) ----------------------------
+ * open_clip's JSON form: {"embed_dim", "quick_gelu", "vision_cfg": {image_size,
+ * layers, width, patch_size, head_width, mlp_ratio}, "text_cfg":
+ * {context_length, vocab_size, width, heads, layers}}. ViT towers only. */
+typedef struct {
+  int image_size, layers, width, patch_size, head_width;
+  float mlp_ratio;
+} clipcl_vision_cfg;
+typedef struct {
+  int context_length, vocab_size, width, heads, layers;
+  float mlp_ratio;
+} clipcl_text_cfg;
+typedef struct {
+  char name[64]; /* built-in name or file stem, informational */
+  int embed_dim;
+  int quick_gelu;
+  clipcl_vision_cfg vision;
+  clipcl_text_cfg text;
+} clipcl_config;
+
+/* A built-in name (see clipcl_config_names) or the path of a JSON file. */
+clipcl_status clipcl_config_get(const char *name_or_path, clipcl_config *out);
+/* Parses open_clip JSON; `source` names it in errors. */
+clipcl_status clipcl_config_parse(const char *json, const char *source, clipcl_config *out);
+/* open_clip JSON (malloc'd, caller frees), NULL if out of memory. */
+char *clipcl_config_to_json(const clipcl_config *c);
+/* NULL-terminated list of built-in config names. */
+const char *const *clipcl_config_names(void);
+/* Parameter count of the model the config describes. */
+uint64_t clipcl_config_num_params(const clipcl_config *c);
+/* Checks the values are usable (positive sizes, width divisible by heads,
+ * image divisible by patch ...). */
+clipcl_status clipcl_config_validate(const clipcl_config *c, const char *source);
+
 /* ---- tokenizer (src/text/) ------------------------------------------------
  * CLIP's byte-level BPE, ids identical to open_clip 2.20's
  * get_tokenizer('ViT-B-32'): text cleaning as ftfy.fix_text (without its
