@@ -427,14 +427,28 @@ def bad_files():
         "bad_gif.gif": (b"GIF89a" + bytes(40), "UNSUPPORTED"),
         "bad_jpeg_garbage.jpg": (b"\xff\xd8\xff" + bytes(rng.integers(0, 256, 500, dtype=np.uint8)), "FORMAT"),
     }
-    # bad CRC: flip one byte inside the first IDAT's data, and in IHDR's CRC
+    # bad CRCs: a byte of the first IDAT's data changed (zlib usually notices
+    # first), and the stored CRC of IHDR, of the first and of the last IDAT
+    # changed with the data intact (PIL itself never checks IDAT CRCs)
     b = bytearray(good_png)
     i = b.find(b"IDAT")
     b[i + 10] ^= 0x55
-    bad["bad_crc_idat.png"] = (bytes(b), "FORMAT")
+    bad["bad_idat_data.png"] = (bytes(b), "FORMAT")
     b = bytearray(good_png)
     b[8 + 8 + 13] ^= 0x01
     bad["bad_crc_ihdr.png"] = (bytes(b), "FORMAT")
+    idats = []
+    pos = 8
+    while pos < len(good_png):
+        n = struct.unpack(">I", good_png[pos : pos + 4])[0]
+        if good_png[pos + 4 : pos + 8] == b"IDAT":
+            idats.append(pos + 8 + n)  # where its CRC is stored
+        pos += 12 + n
+    assert len(idats) == 2
+    for label, at in (("bad_crc_idat.png", idats[0]), ("bad_crc_last_idat.png", idats[1])):
+        b = bytearray(good_png)
+        b[at + 3] ^= 0x01
+        bad[label] = (bytes(b), "FORMAT")
     sig = b"\x89PNG\r\n\x1a\n"
     idat = chunk(b"IDAT", zlib.compress(b"\x00" * 10))
     bad["bad_huge.png"] = (sig + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)) + idat + chunk(b"IEND", b""), "FORMAT")
