@@ -68,22 +68,38 @@ clipcl_status cc_png_decode(const uint8_t *data, size_t len, const char *name, c
     return cc_fail(CLIPCL_ERR_FORMAT, "%s: PNG of %lu x %lu pixels is over the limit of %llu pixels", name,
                    (unsigned long)w, (unsigned long)h, (unsigned long long)CC_IMAGE_MAX_PIXELS);
   }
-  /* The transforms that make PIL's convert("RGB"): palette lookup (alpha
-   * from tRNS is expanded by libpng and then stripped), low-depth grey
+  /* The transforms that make PIL's convert("RGB"): palette lookup (below),
+   * low-depth grey
    * scaled by 255/(2^d-1), alpha dropped without compositing, grey copied to
    * three channels. 16-bit samples: round(v*255/65535) by png_set_scale_16,
    * where PIL takes the high byte (RGB) or clips (grey). No gamma handling,
    * as in PIL. */
-  if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(p);
+  int palette = ctype == PNG_COLOR_TYPE_PALETTE;
+  if (palette) png_set_packing(p); /* one index per byte; we look them up */
   if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(p);
   if (depth == 16) png_set_scale_16(p);
   png_set_strip_alpha(p);
   if (ctype == PNG_COLOR_TYPE_GRAY || ctype == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(p);
   png_set_interlace_handling(p);
   png_read_update_info(p, info);
-  if (png_get_channels(p, info) != 3 || png_get_bit_depth(p, info) != 8 ||
-      png_get_rowbytes(p, info) != (size_t)w * 3)
+  int chans = palette ? 1 : 3;
+  if (png_get_channels(p, info) != chans || png_get_bit_depth(p, info) != 8 ||
+      png_get_rowbytes(p, info) != (size_t)w * chans)
     png_error(p, "unexpected layout after conversion to RGB");
+  /* PIL pads a short palette with the grey ramp (index i -> i,i,i), where
+   * libpng's own expansion would give black; tRNS is ignored like alpha. */
+  uint8_t lut[256][3];
+  if (palette) {
+    png_colorp plte = NULL;
+    int nplte = 0;
+    if (!png_get_PLTE(p, info, &plte, &nplte)) nplte = 0;
+    for (int i = 0; i < 256; i++) {
+      int in = i < nplte && plte;
+      lut[i][0] = in ? plte[i].red : (uint8_t)i;
+      lut[i][1] = in ? plte[i].green : (uint8_t)i;
+      lut[i][2] = in ? plte[i].blue : (uint8_t)i;
+    }
+  }
 
   clipcl_status st = cc_image_alloc(img, (int)w, (int)h, name);
   if (st != CLIPCL_OK) {
@@ -96,8 +112,22 @@ clipcl_status cc_png_decode(const uint8_t *data, size_t len, const char *name, c
     clipcl_image_free(img);
     return cc_fail(CLIPCL_ERR_NOMEM, "%s: cannot allocate row pointers", name);
   }
-  for (png_uint_32 y = 0; y < h; y++) rows[y] = img->rgb + (size_t)y * w * 3;
+  /* palette indices go to the last third of the pixel buffer, so that the
+   * lookup can expand them in place, front to back, never overwriting an
+   * index it has yet to read */
+  size_t npix = (size_t)w * h;
+  uint8_t *idx = img->rgb + 2 * npix;
+  for (png_uint_32 y = 0; y < h; y++) rows[y] = palette ? idx + (size_t)y * w : img->rgb + (size_t)y * w * 3;
   png_read_image(p, rows);
+  if (palette) {
+    for (size_t i = 0; i < npix; i++) {
+      const uint8_t *c = lut[idx[i]];
+      uint8_t *o = img->rgb + 3 * i;
+      o[0] = c[0];
+      o[1] = c[1];
+      o[2] = c[2];
+    }
+  }
   /* Like PIL, stop after the image data: chunks after the last IDAT (and a
    * missing IEND) do not matter to the pixels. The IDAT CRCs were checked. */
   free(rows);

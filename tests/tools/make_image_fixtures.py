@@ -270,6 +270,16 @@ def png_cases():
         name = f"png_pal{d}_{w}x{h}.png"
         write(name, png_bytes(v, 3, d, palette=p, trns=bytes([0, 128]) if d == 2 else None))
         add_case(name, p[v])
+    # palettes shorter than the indices used: PIL pads with the grey ramp
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, -1)
+    for d, (w, h), npal in [(8, (33, 21), 100), (2, (17, 12), 3)]:
+        v = (lum(content(w, h, 35 + d)).astype(int) * (2**d) // 256).astype(np.uint8)
+        p = rng.integers(0, 256, (npal, 3), dtype=np.uint8)
+        full = ramp.copy()
+        full[:npal] = p
+        name = f"png_pal{d}short_{w}x{h}.png"
+        write(name, png_bytes(v, 3, d, palette=p))
+        add_case(name, full[v])
     # tRNS colour keys on grey and RGB (ignored by convert("RGB"))
     g = lum(content(40, 30, 40))
     write("png_grey8trns_40x30.png", png_bytes(g, 0, 8, trns=struct.pack(">H", int(g[0, 0]))))
