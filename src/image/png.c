@@ -58,6 +58,9 @@ clipcl_status cc_png_decode(const uint8_t *data, size_t len, const char *name, c
     return cc_fail(CLIPCL_ERR_FORMAT, "%s: corrupt PNG: %s", name, ctx.msg);
   }
   png_set_read_fn(p, &ctx, read_bytes);
+  /* PIL refuses a bad CRC in any chunk before the image data; libpng would
+   * only warn about ancillary ones and drop them */
+  png_set_crc_action(p, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
   png_read_info(p, info);
 
   png_uint_32 w, h;

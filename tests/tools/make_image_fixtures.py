@@ -455,6 +455,11 @@ def bad_files():
             idats.append(pos + 8 + n)  # where its CRC is stored
         pos += 12 + n
     assert len(idats) == 2
+    # a tEXt chunk with a bad CRC before the image data (PIL refuses it too)
+    i = good_png.find(b"IDAT") - 4
+    text = bytearray(chunk(b"tEXt", b"Comment\0hello"))
+    text[-1] ^= 0x01
+    bad["bad_crc_text.png"] = (good_png[:i] + bytes(text) + good_png[i:], "FORMAT")
     for label, at in (("bad_crc_idat.png", idats[0]), ("bad_crc_last_idat.png", idats[1])):
         b = bytearray(good_png)
         b[at + 3] ^= 0x01
