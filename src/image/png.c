@@ -72,11 +72,10 @@ clipcl_status cc_png_decode(const uint8_t *data, size_t len, const char *name, c
                    (unsigned long)w, (unsigned long)h, (unsigned long long)CC_IMAGE_MAX_PIXELS);
   }
   /* The transforms that make PIL's convert("RGB"): palette lookup (below),
-   * low-depth grey
-   * scaled by 255/(2^d-1), alpha dropped without compositing, grey copied to
-   * three channels. 16-bit samples: round(v*255/65535) by png_set_scale_16,
-   * where PIL takes the high byte (RGB) or clips (grey). No gamma handling,
-   * as in PIL. */
+   * low-depth grey scaled by 255/(2^d-1), alpha dropped without compositing,
+   * grey copied to three channels. 16-bit samples: round(v*255/65535) by
+   * png_set_scale_16, where PIL takes the high byte (RGB) or clips (grey).
+   * No gamma handling, as in PIL. */
   int palette = ctype == PNG_COLOR_TYPE_PALETTE;
   if (palette) png_set_packing(p); /* one index per byte; we look them up */
   if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(p);
