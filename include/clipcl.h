@@ -140,6 +140,66 @@ clipcl_status clipcl_detokenize(const clipcl_tokenizer *t, const int32_t *ids, i
                                 size_t cap, size_t *len);
 /* ---- end tokenizer ------------------------------------------------------- */
 
+/* ==== images (src/image/) ================================================ */
+/* Decoding to 8-bit RGB as PIL's Image.open(f).convert("RGB") does, and CLIP
+ * preprocessing as open_clip/torchvision do on that RGB image. Formats: PNG
+ * (every colour type and bit depth, interlaced; alpha and tRNS dropped, not
+ * composited; 16-bit samples scaled by round(v*255/65535), where PIL would
+ * truncate or clip) and JPEG (baseline, progressive, greyscale, RGB, CMYK and
+ * YCCK, 4-channel files read as Adobe-inverted CMYK as PIL does), detected by
+ * their magic bytes. Corrupt, truncated or oversized (> 2^28 pixels) input
+ * fails with CLIPCL_ERR_FORMAT and a message naming the file. */
+typedef struct {
+  int w, h;      /* pixels */
+  uint8_t *rgb;  /* h rows of w RGB triplets, no padding; owned by the image */
+} clipcl_image;
+
+/* Reads and decodes a file; on failure *img is left empty ({0, 0, NULL}). */
+clipcl_status clipcl_image_load(const char *path, clipcl_image *img);
+/* Decodes a whole file held in memory (a tar member, say); name is used in
+ * messages only (NULL: "<memory>"). */
+clipcl_status clipcl_image_decode(const void *data, size_t len, const char *name, clipcl_image *img);
+/* Frees the pixels and empties *img; safe on an empty or freed image. */
+void clipcl_image_free(clipcl_image *img);
+/* Writes 8-bit RGB PNG, via a temporary file renamed over path when whole. */
+clipcl_status clipcl_image_save_png(const char *path, const clipcl_image *img);
+
+/* Eval preprocessing into chw (3*size*size floats): Resize(size, BICUBIC) of
+ * the shorter side, CenterCrop(size), /255, Normalize with the OpenAI CLIP
+ * mean and std; bit-identical to open_clip's transform on an RGB image. */
+clipcl_status clipcl_image_preprocess(const clipcl_image *img, int size, float *chw);
+/* Crops the box (inside the image), resizes it to size x size (BICUBIC) and
+ * normalises: torchvision's resized_crop, as RandomResizedCrop applies it. */
+clipcl_status clipcl_image_preprocess_box(const clipcl_image *img, int x, int y, int w, int h, int size,
+                                          float *chw);
+/* Training preprocessing: open_clip's RandomResizedCrop(size, scale=(0.9, 1),
+ * ratio=(3/4, 4/3), BICUBIC) with the box drawn from *rng (any 64-bit value;
+ * advanced in place), then normalised. Same rng value, same output. */
+clipcl_status clipcl_image_random_resized_crop(const clipcl_image *img, int size, uint64_t *rng,
+                                               float *chw);
+
+/* One image for clipcl_image_batch: a file path, or (path NULL) an in-memory
+ * file of len bytes at data, named name in messages. */
+typedef struct {
+  const char *path;
+  const void *data;
+  size_t len;
+  const char *name;
+} clipcl_image_source;
+
+/* Decodes and preprocesses n images on `threads` host threads (<= 0: one
+ * per online CPU) into out (n*3*size*size floats, item i at offset
+ * i*3*size*size). seeds NULL: eval preprocessing; otherwise item i gets
+ * RandomResizedCrop driven by a copy of seeds[i], so the result does not
+ * depend on the thread count. A bad item gets its status in item_status[i]
+ * (may be NULL), zeros in its slot, and is counted in *n_failed (may be
+ * NULL); the call still returns CLIPCL_OK, and clipcl_last_error() then holds
+ * the message of the first bad item. Fails only for bad arguments; helper
+ * threads that cannot start just leave more work to the others. */
+clipcl_status clipcl_image_batch(const clipcl_image_source *src, int n, int size, const uint64_t *seeds,
+                                 int threads, float *out, clipcl_status *item_status, int *n_failed);
+/* ==== end of images ====================================================== */
+
 #ifdef __cplusplus
 }
 #endif
