@@ -19,6 +19,8 @@
  *    h 1e-2: the loss sum(proj * out) moves by ~1e-2 * grad while its float
  *    noise is ~1e-7 * sqrt(outputs touched)): atol 2e-3 rtol 5e-3;
  *  - batch reductions (patch dw, dcls, dpos, dwte) run twice: same bits;
+ *  - vit/tok kernels in every channel-block width (CLIPCL_EMBED_VEC 16, 1,
+ *    4), with C not a multiple of the width;
  *  - token ids with many duplicates (V smaller than B*T, and a batch of one
  *    repeated id) and ids outside [0,V), which read as zero rows and are
  *    skipped in backward.
@@ -396,21 +398,32 @@ int main(void) {
   patch_case(rt, 2, 48, 16, 50, 0);
   patch_case(rt, 1, 224, 32, 13, 0);
 
-  vit_case(rt, 1, 0, 7, 0);
-  vit_case(rt, 1, 1, 1, 1);
-  vit_case(rt, 3, 49, 50, 1);
-  vit_case(rt, 2, 4, 129, 0);
-  vit_case(rt, 7, 64, 768, 0);
+  /* the batch-reduction kernels in each channel-block width: 16 (CPUs), 1
+   * (GPUs), 4; odd C exercises the short last block */
+  const char *vecs[] = {"16", "1", "4"};
+  for (int v = 0; v < 3; v++) {
+    setenv("CLIPCL_EMBED_VEC", vecs[v], 1);
+    printf("# CLIPCL_EMBED_VEC=%s\n", vecs[v]);
+    vit_case(rt, 1, 0, 7, 0);
+    vit_case(rt, 1, 1, 1, 1);
+    vit_case(rt, 3, 49, 50, 1);
+    vit_case(rt, 2, 4, 129, 0);
+    vit_case(rt, 7, 64, 768, 0);
 
-  tok_case(rt, 1, 1, 1, 1, 0, 1);
-  tok_case(rt, 2, 7, 50, 10, 0, 1);   /* 14 ids over 10 rows: duplicates */
-  tok_case(rt, 3, 5, 33, 9, 1, 1);    /* one id everywhere */
-  tok_case(rt, 2, 9, 17, 11, 2, 1);   /* ids outside [0,V) */
-  tok_case(rt, 4, 77, 129, 300, 0, 0);
-  tok_case(rt, 5, 77, 512, 1000, 2, 0);
+    tok_case(rt, 1, 1, 1, 1, 0, 1);
+    tok_case(rt, 2, 7, 50, 10, 0, 1); /* 14 ids over 10 rows: duplicates */
+    tok_case(rt, 3, 5, 33, 9, 1, 1);  /* one id everywhere */
+    tok_case(rt, 2, 9, 17, 11, 2, 1); /* ids outside [0,V) */
+    tok_case(rt, 4, 77, 129, 300, 0, 0);
+    tok_case(rt, 5, 77, 512, 1000, 2, 0);
+  }
+  setenv("CLIPCL_EMBED_VEC", "3", 1);
+  cc_view z = th_dev_zero(rt, 16);
+  th_assert("CLIPCL_EMBED_VEC=3 rejected", cc_vit_embed_fwd(rt, z, z, z, z, 1, 1, 4) == CLIPCL_ERR_ARG, "%s",
+            clipcl_last_error());
+  unsetenv("CLIPCL_EMBED_VEC");
 
   /* geometry the conv cannot express is an error */
-  cc_view z = th_dev_zero(rt, 16);
   th_assert("patch S % p != 0 rejected",
             cc_patch_embed_fwd(rt, z, z, z, z, 1, 10, 3, 4) == CLIPCL_ERR_ARG, "%s", clipcl_last_error());
   th_assert("patch p = 0 rejected", cc_patch_embed_fwd(rt, z, z, z, z, 1, 10, 0, 4) == CLIPCL_ERR_ARG, "%s",

@@ -5,20 +5,38 @@
  * Not here: the GEMM itself (gemm.c).
  */
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "ops/ops.h"
 
 #define EMBED_DCOLS_SLOT 7 /* dcols = dout @ w, before col2im */
 
-static clipcl_status ek(cc_rt *rt, const char *name, cc_kernel **k) {
-  return cc_kernel_get(rt, "embed.cl", name, NULL, k);
+/* Channels per work-item in the batch-reduction kernels: float16 vectors on
+ * CPUs (a work-item is a loop body there), one channel on GPUs (coalesced).
+ * CLIPCL_EMBED_VEC=1|4|16 overrides (tests run both). */
+static clipcl_status embed_vec(cc_rt *rt, int *vec) {
+  *vec = cc_info(rt)->is_cpu ? 16 : 1;
+  const char *e = getenv("CLIPCL_EMBED_VEC");
+  if (e && *e) {
+    if (strcmp(e, "1") && strcmp(e, "4") && strcmp(e, "16"))
+      return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_EMBED_VEC=%s: expected 1, 4 or 16", e);
+    *vec = atoi(e);
+  }
+  return CLIPCL_OK;
 }
 
-/* A work-group of whole rows along dimension 0 when the row is short, so a
- * group covers contiguous memory; the driver's choice otherwise. */
-static size_t group_for(cc_rt *rt, size_t d0) {
-  size_t max = cc_info(rt)->max_work_group;
-  return d0 <= max ? d0 : 0;
+static clipcl_status ek_vec(cc_rt *rt, const char *name, cc_kernel **k, int *vec) {
+  CC_TRY(embed_vec(rt, vec));
+  char defs[32];
+  snprintf(defs, sizeof defs, "-DVEC=%d", *vec);
+  return cc_kernel_get(rt, "embed.cl", name, defs, k);
+}
+
+static clipcl_status ek(cc_rt *rt, const char *name, cc_kernel **k) {
+  int vec;
+  return ek_vec(rt, name, k, &vec);
 }
 
 static clipcl_status patch_geometry(const char *what, int B, int S, int p, int C, int *G) {
@@ -38,10 +56,8 @@ static clipcl_status patch_geometry(const char *what, int B, int S, int p, int C
 static clipcl_status patch_cols(cc_rt *rt, cc_view cols, cc_view img, int B, int S, int p, int G, int dir) {
   cc_kernel *k;
   CC_TRY(ek(rt, "patch_cols", &k));
-  size_t gws[3] = {(size_t)p, (size_t)3 * p, (size_t)B * G * G};
-  size_t l0 = group_for(rt, (size_t)p);
-  size_t lws[3] = {l0, 1, 1};
-  return CC_LAUNCH(rt, k, 3, gws, l0 ? lws : NULL, CC_VIEW(cols), CC_VIEW(img), CC_INT(S), CC_INT(p),
+  size_t gws[2] = {(size_t)3 * p, (size_t)B * G * G};
+  return CC_LAUNCH(rt, k, 2, gws, NULL, CC_VIEW(cols), CC_VIEW(img), CC_INT(S), CC_INT(p),
                    CC_INT(G), CC_INT(dir));
 }
 
@@ -90,8 +106,9 @@ clipcl_status cc_vit_embed_fwd(cc_rt *rt, cc_view out, cc_view patches, cc_view 
   if (B == 0 || C == 0) return CLIPCL_OK;
   if (P == 0) patches = cls; /* never read */
   cc_kernel *k;
-  CC_TRY(ek(rt, "vit_embed_fwd", &k));
-  size_t gws[3] = {(size_t)C, (size_t)P + 1, (size_t)B};
+  int vec;
+  CC_TRY(ek_vec(rt, "vit_embed_fwd", &k, &vec));
+  size_t gws[3] = {((size_t)C + vec - 1) / vec, (size_t)P + 1, (size_t)B};
   return CC_LAUNCH(rt, k, 3, gws, NULL, CC_VIEW(out), CC_VIEW(patches), CC_VIEW(cls), CC_VIEW(pos),
                    CC_INT(P), CC_INT(C));
 }
@@ -107,8 +124,9 @@ clipcl_status cc_vit_embed_bwd(cc_rt *rt, cc_view dpatches, cc_view dcls, cc_vie
   if (!wc) dcls = dout;
   if (!wq) dpos = dout;
   cc_kernel *k;
-  CC_TRY(ek(rt, "vit_embed_bwd", &k));
-  size_t gws[2] = {(size_t)C, (size_t)P + 1};
+  int vec;
+  CC_TRY(ek_vec(rt, "vit_embed_bwd", &k, &vec));
+  size_t gws[2] = {((size_t)C + vec - 1) / vec, (size_t)P + 1};
   return CC_LAUNCH(rt, k, 2, gws, NULL, CC_VIEW(dpatches), CC_VIEW(dcls), CC_VIEW(dpos), CC_VIEW(dout),
                    CC_INT(B), CC_INT(P), CC_INT(C), CC_INT(wp), CC_INT(wc), CC_INT(wq));
 }
@@ -119,8 +137,9 @@ clipcl_status cc_tok_embed_fwd(cc_rt *rt, cc_view out, cc_view ids, cc_view wte,
   if (V < 0) return cc_fail(CLIPCL_ERR_ARG, "tok_embed_fwd: negative vocabulary %d", V);
   if (B == 0 || T == 0 || C == 0) return CLIPCL_OK;
   cc_kernel *k;
-  CC_TRY(ek(rt, "tok_embed_fwd", &k));
-  size_t gws[3] = {(size_t)C, (size_t)T, (size_t)B};
+  int vec;
+  CC_TRY(ek_vec(rt, "tok_embed_fwd", &k, &vec));
+  size_t gws[3] = {((size_t)C + vec - 1) / vec, (size_t)T, (size_t)B};
   return CC_LAUNCH(rt, k, 3, gws, NULL, CC_VIEW(out), CC_VIEW(ids), CC_VIEW(wte), CC_VIEW(pos), CC_INT(T),
                    CC_INT(C), CC_INT(V));
 }
@@ -134,9 +153,11 @@ clipcl_status cc_tok_embed_bwd(cc_rt *rt, cc_view dwte, cc_view dpos, cc_view do
   if (!ww) dwte = dout;
   if (!wq) dpos = dout;
   cc_kernel *k;
-  CC_TRY(ek(rt, "tok_embed_bwd", &k));
-  /* one work-item per channel: groups of 16 so both CPU cores get work */
-  size_t lws = 16, gws = cc_round_up((size_t)C, lws);
+  int vec;
+  CC_TRY(ek_vec(rt, "tok_embed_bwd", &k, &vec));
+  /* few work-items (one per channel block): small groups so that every
+   * core gets some */
+  size_t lws = vec == 1 ? 32 : 1, gws = cc_round_up(((size_t)C + vec - 1) / vec, lws);
   return CC_LAUNCH(rt, k, 1, &gws, &lws, CC_VIEW(dwte), CC_VIEW(dpos), CC_VIEW(dout), CC_VIEW(ids),
                    CC_INT(B), CC_INT(T), CC_INT(C), CC_INT(V), CC_INT(ww), CC_INT(wq));
 }
