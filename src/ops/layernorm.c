@@ -92,7 +92,7 @@ clipcl_status cc_layernorm_bwd(cc_rt *rt, cc_view dinp, cc_view dweight, cc_view
   CC_TRY(ln_kernel(rt, "ln_bwd_reduce", lanes, &kr));
   if (!want_dw) dweight = dbias;
   if (!want_db) dbias = dweight;
-  size_t rl = 64, rg = cc_round_up((size_t)C, rl);
+  size_t rl = cc_info(rt)->max_work_group < 64 ? 1 : 64, rg = cc_round_up((size_t)C, rl);
   return CC_LAUNCH(rt, kr, 1, &rg, &rl, CC_VIEW(dweight), CC_VIEW(dbias), CC_MEM(part), CC_INT(nch),
                    CC_INT(C), CC_INT(want_dw), CC_INT(want_db));
 }
