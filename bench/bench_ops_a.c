@@ -2,9 +2,10 @@
  * CLIP training sizes; prints milliseconds per call and effective GB/s (the
  * bytes the op must move at least, over the best wall time of several calls). Not a test: nothing here
  * fails. With CLIPCL_PROFILE=1 a per-kernel table follows (im2col alone, the
- * GEMMs alone). Usage: bench_ops_a [reps]; CLIPCL_DEVICE, CLIPCL_LN_LANES apply. */
+ * GEMMs alone). Usage: bench_ops_a [reps] [label substring]; CLIPCL_DEVICE, CLIPCL_LN_LANES apply. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cl/runtime.h"
@@ -26,6 +27,7 @@ static double now(void) {
 
 static cc_rt *rt;
 static int reps = 20;
+static const char *filter; /* only labels containing this */
 static char label[128];
 
 static cc_view buf(size_t n, float v) {
@@ -40,6 +42,7 @@ static cc_view buf(size_t n, float v) {
  * minimum is the figure least disturbed by other processes. */
 #define TIME(bytes, call)                                                              \
   do {                                                                                 \
+    if (filter && !strstr(label, filter)) break;                                       \
     CHECK(call);                                                                       \
     CHECK(cc_finish(rt));                                                              \
     double best = 1e30;                                                                \
@@ -59,6 +62,7 @@ static void free_all(cc_view *v, int n) {
 
 int main(int argc, char **argv) {
   if (argc > 1) reps = atoi(argv[1]);
+  if (argc > 2) filter = argv[2];
   CHECK(clipcl_device_open(NULL, &rt));
   printf("device: %s, %d reps\n", cc_info(rt)->name, reps);
 
