@@ -15,7 +15,7 @@
 
 /* Channels per work-item in the batch-reduction kernels: float16 vectors on
  * CPUs (a work-item is a loop body there), one channel on GPUs (coalesced).
- * CLIPCL_EMBED_VEC=1|4|16 overrides (tests run both). */
+ * CLIPCL_EMBED_VEC=1|4|16 overrides (the tests run all three). */
 static clipcl_status embed_vec(cc_rt *rt, int *vec) {
   *vec = cc_info(rt)->is_cpu ? 16 : 1;
   const char *e = getenv("CLIPCL_EMBED_VEC");
@@ -49,7 +49,8 @@ static clipcl_status patch_geometry(const char *what, int B, int S, int p, int C
     return cc_fail(CLIPCL_ERR_ARG, "%s: images too large (B=%d S=%d p=%d)", what, B, S, p);
   *G = S / p;
   if ((int64_t)B * *G * *G > INT32_MAX)
-    return cc_fail(CLIPCL_ERR_ARG, "%s: too many patches (B=%d, %d per image)", what, B, *G * *G);
+    return cc_fail(CLIPCL_ERR_ARG, "%s: too many patches (B=%d, %lld per image)", what, B,
+                   (long long)*G * *G);
   return CLIPCL_OK;
 }
 
