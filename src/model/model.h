@@ -1,0 +1,97 @@
+/* model.h: the CLIP model on the device: parameters (one flat buffer laid out
+ * by layout.h), gradients, per-tower activation workspaces, and the forward
+ * and backward passes of both towers and of the contrastive head.
+ *
+ * A batch stays on the device from the input upload to the loss: nothing here
+ * reads back to the host except the explicit download helpers.
+ * Letters: B batch, T positions, C width, H heads, M MLP width, E embed dim,
+ * P patches, S image side. */
+#ifndef CC_MODEL_H
+#define CC_MODEL_H
+
+#include "cl/runtime.h"
+#include "clipcl.h"
+#include "model/layout.h"
+
+/* Activations of one residual block (all (B*T, ...) row-major). */
+typedef struct {
+  cc_view ln1, mean1, rstd1; /* (B,T,C), (B*T), (B*T) */
+  cc_view qkv;               /* (B,T,3C) */
+  cc_view qkvr, att;         /* (3,B,H,T,D), (B,H,T,T) saved by attention */
+  cc_view atty;              /* (B,T,C) attention output before out_proj */
+  cc_view res_mid;           /* (B,T,C) x + attn */
+  cc_view ln2, mean2, rstd2; /* (B,T,C), (B*T), (B*T) */
+  cc_view fc, fca;           /* (B,T,M) before / after the activation */
+  cc_view res_out;           /* (B,T,C) res_mid + mlp: the next block's input */
+} cc_block_acts;
+
+/* One tower's workspace for batches of up to `cap`. With save == 0 (inference)
+ * every block shares one set of activation buffers. */
+typedef struct {
+  int cap, save, vision;
+  cc_arena ar;
+  cc_view x0;                          /* (B,T,C) input of the first block */
+  cc_block_acts *blk;                  /* [layers] */
+  cc_view pooled, lnf, lnf_mean, lnf_rstd; /* (B,C), (B,C), (B), (B) */
+  cc_view feat;                        /* (B,E) projected, not normalised */
+  /* vision only */
+  cc_view pixels, cols, patches, emb, pre_mean, pre_rstd; /* (B,3,S,S) (B*P,3pp) (B,P,C) (B,T,C) (B*T) */
+  /* text only */
+  cc_view ids, eot;                    /* (B,T) int32, (B) int32 */
+  /* backward scratch (save == 1) */
+  cc_view dres, dln, dqkv, datty, dfc, dfca, dpooled, dlnf, dfeat;
+} cc_tower_ws;
+
+/* The contrastive head for N image rows against N text rows. */
+typedef struct {
+  int cap;
+  cc_arena ar;
+  cc_view img_n, txt_n, img_norm, txt_norm; /* (N,E), (N,E), (N), (N) */
+  cc_view li, lt, pi, pt;                   /* logits and probabilities, (N,N) each */
+  cc_view loss;                             /* (1) */
+  cc_view dli, dlt, dimg_n, dtxt_n;         /* (N,N), (N,N), (N,E), (N,E) */
+} cc_head_ws;
+
+struct clipcl_model {
+  cc_rt *rt;
+  cc_layout L;
+  cc_arena par;
+  cc_view params; /* (L.total) */
+  cc_arena gar;
+  cc_view grads;  /* (L.total) when gradients were enabled */
+  int has_grads;
+  cc_tower_ws vis, txt;
+  cc_head_ws head;
+  char tokenizer[96];
+};
+
+typedef struct clipcl_model cc_model;
+
+static inline cc_view cc_P(const cc_model *m, size_t off) { return cc_at(m->params, off); }
+static inline cc_view cc_G(const cc_model *m, size_t off) { return cc_at(m->grads, off); }
+
+clipcl_status cc_model_create(cc_rt *rt, const clipcl_config *cfg, cc_model **out);
+/* Allocates the gradient buffer (zeroed). */
+clipcl_status cc_model_enable_grads(cc_model *m);
+clipcl_status cc_model_zero_grads(cc_model *m);
+/* (Re)allocates a tower workspace for batches up to cap; save = keep every
+ * block's activations for backward. */
+clipcl_status cc_model_workspace(cc_model *m, int vision, int cap, int save);
+clipcl_status cc_model_head_workspace(cc_model *m, int cap);
+/* Uploads host parameters (L.total floats) / downloads them. */
+clipcl_status cc_model_set_params(cc_model *m, const float *host);
+clipcl_status cc_model_get_params(cc_model *m, float *host);
+
+/* Forward of a tower on the batch already in ws->pixels / ws->ids; the result
+ * is ws->feat (B,E), unnormalised. */
+clipcl_status cc_vision_forward(cc_model *m, int B);
+clipcl_status cc_text_forward(cc_model *m, int B);
+/* Backward from ws->dfeat (B,E) into the gradient buffer (adds). */
+clipcl_status cc_vision_backward(cc_model *m, int B);
+clipcl_status cc_text_backward(cc_model *m, int B);
+/* Contrastive loss of image features (N,E) against text features (N,E):
+ * 0.5*(CE(logits_per_image) + CE(logits_per_text)) into head.loss; with
+ * grads, also d img_feat / d txt_feat (overwritten) and d logit_scale (added). */
+clipcl_status cc_head_forward_backward(cc_model *m, cc_view img_feat, cc_view txt_feat, int N, int grads,
+                                       cc_view dimg_feat, cc_view dtxt_feat);
+#endif
