@@ -4,7 +4,9 @@
  * probabilities; backward accumulation into a non-zero gradient; the
  * reference backward against finite differences of the reference forward;
  * the device backward against finite differences of the device forward; run
- * twice, same bits; bad sizes refused.
+ * twice, same bits; bad sizes refused. Both implementations (CLIPCL_ATTN=cpu,
+ * the per-head CPU kernels, and gemm, batched cc_gemm around a softmax) run
+ * every case.
  *
  * Tolerances. Forward: each output is a T-term convex combination of values
  * in [-r, r] computed in float, probabilities carry ~1e-7 relative error from
@@ -133,9 +135,16 @@ int main(void) {
       {2, 77, 96, 12, 2.0f, 1}, {2, 17, 64, 2, 3.0f, 0},   {1, 65, 128, 2, 1.0f, 0},
       {1, 197, 64, 1, 1.0f, 0}, {5, 3, 10, 5, 1.0f, 1},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-    for (int causal = 0; causal < 2; causal++)
-      attn_case(rt, cases[i].B, cases[i].T, cases[i].C, cases[i].H, causal, cases[i].r, cases[i].fd);
+  /* both implementations: the per-head CPU kernels and the GEMM path */
+  const char *paths[] = {"cpu", "gemm"};
+  for (int pi = 0; pi < 2; pi++) {
+    setenv("CLIPCL_ATTN", paths[pi], 1);
+    printf("-- CLIPCL_ATTN=%s\n", paths[pi]);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+      for (int causal = 0; causal < 2; causal++)
+        attn_case(rt, cases[i].B, cases[i].T, cases[i].C, cases[i].H, causal, cases[i].r, cases[i].fd);
+  }
+  unsetenv("CLIPCL_ATTN");
 
   /* sizes are validated before anything is enqueued */
   cc_view x = th_dev_zero(rt, 64);

@@ -3,17 +3,23 @@
  * in_proj output in, per-head softmax(q k^T / sqrt(D)) v out). The in_proj and
  * out_proj linear layers are not here (cc_linear_* in gemm.c).
  *
- * Structure: split the packed rows into per-head matrices, two batched
- * cc_gemm calls around a row softmax, merge back into rows
- * (kernels/attention.cl). Going through cc_gemm keeps one tuned matrix
- * product for the whole model (and CLBlast on GPUs); the split/merge passes
- * cost one read and write of q|k|v, small beside the products.
+ * Two paths, same results to float rounding (kernels/attention.cl):
+ *  - cpu:  per-head kernels with float16 register tiles (the default on CPU
+ *          devices, where one work-item per element and cc_gemm's packing of
+ *          T x T x D products cost 10-50x the arithmetic);
+ *  - gemm: split the packed rows into per-head matrices, two batched cc_gemm
+ *          calls around a row softmax, merge back into rows: one tuned
+ *          product for the whole model, CLBlast on GPUs (the default there).
+ * CLIPCL_ATTN=cpu|gemm overrides the choice (tests run both).
  *
- * Letters: B batch, T tokens, C width, H heads, D = C/H. Scratch: the
- * forward uses slot 2, the backward slots 2..4 (0 and 1 belong to cc_gemm).
+ * Letters: B batch, T tokens, C width, H heads, D = C/H, TP = T rounded up
+ * to 16. Scratch: the forward uses slot 2, the backward slots 2..4 (0 and 1
+ * belong to cc_gemm).
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "ops/ops.h"
 
@@ -73,10 +79,80 @@ static clipcl_status head_gemm(cc_rt *rt, int transA, int transB, int M, int N, 
   return cc_gemm(rt, &g);
 }
 
+static clipcl_status use_cpu_path(cc_rt *rt, int *cpu) {
+  const char *e = getenv("CLIPCL_ATTN");
+  *cpu = cc_info(rt)->is_cpu;
+  if (e && *e) {
+    if (!strcmp(e, "cpu")) *cpu = 1;
+    else if (!strcmp(e, "gemm")) *cpu = 0;
+    else return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_ATTN=%s: expected cpu or gemm", e);
+  }
+  return CLIPCL_OK;
+}
+
+/* Query rows per work-item: whole heads when there are enough heads to keep
+ * every compute unit busy, else blocks of a multiple of 4 rows. */
+static int rows_per_item(cc_rt *rt, int BH, int T) {
+  int want = 8 * (cc_info(rt)->compute_units > 0 ? cc_info(rt)->compute_units : 1);
+  int blocks = BH >= want ? 1 : (want + BH - 1) / BH;
+  int qb = (T + blocks - 1) / blocks;
+  qb = (qb + 3) / 4 * 4;
+  return qb < 4 ? 4 : qb;
+}
+
+/* xt (BH, D, TP) = each head of x (BH, T, D) transposed */
+static clipcl_status head_transpose(cc_rt *rt, cl_mem xt, cc_view x, int BH, int T, int D, int TP) {
+  cc_kernel *k;
+  CC_TRY(attn_kernel(rt, "head_transpose", &k));
+  size_t gws[2] = {(size_t)T, (size_t)BH}, lws[2] = {1, 1};
+  return CC_LAUNCH(rt, k, 2, gws, lws, CC_MEM(xt), CC_VIEW(x), CC_INT(T), CC_INT(D), CC_INT(TP));
+}
+
+static clipcl_status fwd_cpu(cc_rt *rt, cc_view out, cc_view qkvr, cc_view att, cc_view qkv, int B, int T, int C,
+                             int H, int causal, const attn_dims *d) {
+  int D = d->D, TP = (T + 15) / 16 * 16, QB = rows_per_item(rt, d->BH, T);
+  cc_kernel *ks, *kf;
+  CC_TRY(attn_kernel(rt, "heads_split_rows", &ks));
+  CC_TRY(attn_kernel(rt, "attn_fwd_cpu", &kf));
+  size_t gs[2] = {(size_t)T, 3 * (size_t)B}, one[3] = {1, 1, 1};
+  CC_TRY(CC_LAUNCH(rt, ks, 2, gs, one, CC_VIEW(qkvr), CC_VIEW(qkv), CC_INT(3 * C), CC_INT(B), CC_INT(T), CC_INT(C),
+                   CC_INT(H)));
+  cl_mem kt;
+  CC_TRY(cc_scratch(rt, 2, (size_t)d->BH * D * TP * 4, &kt));
+  CC_TRY(head_transpose(rt, kt, cc_at(qkvr, d->bhtd), d->BH, T, D, TP));
+  size_t gf[2] = {(size_t)((T + QB - 1) / QB), (size_t)d->BH};
+  return CC_LAUNCH(rt, kf, 2, gf, one, CC_VIEW(out), CC_VIEW(att), CC_VIEW(qkvr), CC_MEM(kt), CC_INT(B), CC_INT(T),
+                   CC_INT(C), CC_INT(H), CC_INT(TP), CC_INT(QB), CC_FLOAT((float)(1.0 / sqrt((double)D))),
+                   CC_INT(causal != 0));
+}
+
+static clipcl_status bwd_cpu(cc_rt *rt, cc_view dqkv, cc_view dout, cc_view qkvr, cc_view att, int B, int T, int C,
+                             int H, int causal, const attn_dims *d) {
+  int D = d->D, TP = (T + 15) / 16 * 16, QB = rows_per_item(rt, d->BH, T);
+  cl_mem vt, ds;
+  CC_TRY(cc_scratch(rt, 2, (size_t)d->BH * D * TP * 4, &vt));
+  CC_TRY(cc_scratch(rt, 3, d->bhtt * 4, &ds));
+  CC_TRY(head_transpose(rt, vt, cc_at(qkvr, 2 * d->bhtd), d->BH, T, D, TP));
+  cc_kernel *k1, *k2;
+  CC_TRY(attn_kernel(rt, "attn_bwd_ds_cpu", &k1));
+  CC_TRY(attn_kernel(rt, "attn_bwd_grads_cpu", &k2));
+  size_t blocks = (size_t)((T + QB - 1) / QB), one[3] = {1, 1, 1};
+  size_t g1[2] = {blocks, (size_t)d->BH};
+  CC_TRY(CC_LAUNCH(rt, k1, 2, g1, one, CC_MEM(ds), CC_VIEW(dout), CC_VIEW(att), CC_MEM(vt), CC_INT(B), CC_INT(T),
+                   CC_INT(C), CC_INT(H), CC_INT(TP), CC_INT(QB), CC_FLOAT((float)(1.0 / sqrt((double)D))),
+                   CC_INT(causal != 0)));
+  size_t g2[3] = {blocks, (size_t)d->BH, 3};
+  return CC_LAUNCH(rt, k2, 3, g2, one, CC_VIEW(dqkv), CC_MEM(ds), CC_VIEW(dout), CC_VIEW(att), CC_VIEW(qkvr),
+                   CC_INT(B), CC_INT(T), CC_INT(C), CC_INT(H), CC_INT(QB), CC_INT(causal != 0));
+}
+
 clipcl_status cc_attention_fwd(cc_rt *rt, cc_view out, cc_view qkvr, cc_view att, cc_view qkv, int B, int T,
                                int C, int H, int causal) {
   attn_dims d = {0, 0, 0, 0};
   CC_TRY(check_dims("attention forward", B, T, C, H, &d));
+  int cpu;
+  CC_TRY(use_cpu_path(rt, &cpu));
+  if (cpu) return fwd_cpu(rt, out, qkvr, att, qkv, B, T, C, H, causal, &d);
   int D = d.D;
   float scale = (float)(1.0 / sqrt((double)D));
   cc_view q = qkvr, k = cc_at(qkvr, d.bhtd), v = cc_at(qkvr, 2 * d.bhtd);
@@ -99,6 +175,9 @@ clipcl_status cc_attention_bwd(cc_rt *rt, cc_view dqkv, cc_view dout, cc_view qk
                                int C, int H, int causal) {
   attn_dims d = {0, 0, 0, 0};
   CC_TRY(check_dims("attention backward", B, T, C, H, &d));
+  int cpu;
+  CC_TRY(use_cpu_path(rt, &cpu));
+  if (cpu) return bwd_cpu(rt, dqkv, dout, qkvr, att, B, T, C, H, causal, &d);
   int D = d.D;
   float scale = (float)(1.0 / sqrt((double)D));
   cc_view q = qkvr, k = cc_at(qkvr, d.bhtd), v = cc_at(qkvr, 2 * d.bhtd);
