@@ -100,6 +100,33 @@ uint64_t clipcl_config_num_params(const clipcl_config *c);
  * image divisible by patch ...). */
 clipcl_status clipcl_config_validate(const clipcl_config *c, const char *source);
 
+/* ---- models (src/model/) --------------------------------------------------
+ * A CLIP model on a device: parameters in one flat buffer, open_clip tensor
+ * names in files. Embeddings come back L2-normalised, float32, row-major. */
+typedef struct clipcl_model clipcl_model;
+
+/* Zero parameters; call clipcl_model_init or load weights. */
+clipcl_status clipcl_model_create(clipcl_device *dev, const clipcl_config *cfg, clipcl_model **out);
+/* Seeded initialisation as open_clip (OpenAI's initialize_parameters). */
+clipcl_status clipcl_model_init(clipcl_model *m, uint64_t seed);
+/* Loads safetensors weights with OpenAI/open_clip or HF names (detected).
+ * config (NULL: stored in the file, else inferred from shapes) overrides. */
+clipcl_status clipcl_model_load(clipcl_device *dev, const char *path, const clipcl_config *config,
+                                clipcl_model **out);
+/* How the loaded model's config was found: "override", "metadata", "inferred". */
+const char *clipcl_model_config_source(const clipcl_model *m);
+/* Writes F32 safetensors atomically; hf_names selects HF transformers names. */
+clipcl_status clipcl_model_save(clipcl_model *m, const char *path, int hf_names);
+void clipcl_model_free(clipcl_model *m);
+const clipcl_config *clipcl_model_config(const clipcl_model *m);
+uint64_t clipcl_model_num_params(const clipcl_model *m);
+/* Identity of the weights (config + parameter hash), e.g. for search indexes. */
+clipcl_status clipcl_model_identity(clipcl_model *m, char *out, size_t cap);
+/* pixels (n,3,S,S) preprocessed -> emb (n,embed_dim), normalised. */
+clipcl_status clipcl_model_encode_images(clipcl_model *m, const float *pixels, int n, float *emb);
+/* ids (n,context_length) -> emb (n,embed_dim), normalised. */
+clipcl_status clipcl_model_encode_texts(clipcl_model *m, const int32_t *ids, int n, float *emb);
+
 /* ---- tokenizer (src/text/) ------------------------------------------------
  * CLIP's byte-level BPE, ids identical to open_clip 2.20's
  * get_tokenizer('ViT-B-32'): text cleaning as ftfy.fix_text (without its

@@ -63,6 +63,7 @@ struct clipcl_model {
   cc_tower_ws vis, txt;
   cc_head_ws head;
   char tokenizer[96];
+  int config_source; /* CC_CONFIG_* (weights.h) */
 };
 
 typedef struct clipcl_model cc_model;

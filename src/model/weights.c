@@ -248,7 +248,8 @@ clipcl_status cc_weights_write(const char *path, const cc_layout *L, const float
     int nmap;
     if ((s = cc_name_openai_to_hf(t->name, map, &nmap))) goto done;
     for (int j = 0; j < nmap; j++) {
-      snprintf(names[k], CC_NAME_MAX, "%s", map[j].name);
+      memcpy(names[k], map[j].name, CC_NAME_MAX);
+      names[k][CC_NAME_MAX - 1] = 0;
       outs[k] = (cc_st_out){.name = names[k], .dtype = CC_ST_F32, .ndim = t->ndim, .data = src};
       memcpy(outs[k].shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
       if (map[j].op == CC_XF_QKV_PART) {

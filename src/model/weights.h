@@ -1,0 +1,21 @@
+/* weights.h: safetensors weights of a CLIP model (see weights.c). */
+#ifndef CC_WEIGHTS_H
+#define CC_WEIGHTS_H
+#include <stddef.h>
+
+#include "clipcl.h"
+#include "model/layout.h"
+
+enum { CC_CONFIG_OVERRIDE = 0, CC_CONFIG_METADATA = 1, CC_CONFIG_INFERRED = 2 };
+
+/* Reads every parameter of the file into a malloc'd host array laid out by
+ * cc_layout_build(*cfg_out). override (may be NULL) replaces the config stored
+ * in or inferred from the file; *config_source says which was used.
+ * tokenizer (may be NULL) receives the file's tokenizer identity ("" if none). */
+clipcl_status cc_weights_read(const char *path, const clipcl_config *override, clipcl_config *cfg_out,
+                              float **host_out, char *tokenizer, size_t tokenizer_cap, int *config_source);
+/* Writes host[L->total] atomically as F32 safetensors with OpenAI/open_clip
+ * names (or HF names when hf_names), the config and tokenizer in metadata. */
+clipcl_status cc_weights_write(const char *path, const cc_layout *L, const float *host, int hf_names,
+                               const char *tokenizer);
+#endif
