@@ -30,8 +30,8 @@ static const builtin_cfg builtins[] = {
     {"clipcl-tiny", {"clipcl-tiny", 256, 0, {64, 6, 256, 8, 64, 4.0f}, {77, 49408, 256, 4, 6, 4.0f}}},
     {"clipcl-micro", {"clipcl-micro", 128, 0, {32, 4, 128, 8, 32, 4.0f}, {32, 49408, 128, 4, 4, 4.0f}}},
     /* Odd sizes on purpose, for parity tests: 9 patches + class token, head
-     * width 16 (vision) and 8 (text), vocabulary 1000 (ids, not BPE). */
-    {"clipcl-test", {"clipcl-test", 24, 0, {24, 2, 48, 8, 16, 4.0f}, {11, 1000, 40, 5, 2, 4.0f}}},
+     * width 16 (vision) and 8 (text), vocabulary 300 (ids, not BPE). */
+    {"clipcl-test", {"clipcl-test", 24, 0, {24, 2, 48, 8, 16, 4.0f}, {11, 300, 40, 5, 2, 4.0f}}},
 };
 #define NBUILTIN (sizeof builtins / sizeof *builtins)
 
