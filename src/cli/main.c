@@ -11,6 +11,10 @@ static const struct {
 } commands[] = {
     {"devices", cmd_devices, "list OpenCL devices (--build compiles every kernel)"},
     {"tune", cmd_tune, "search GEMM parameters for this device and save them"},
+    {"init", cmd_init, "write freshly initialised weights for a model config"},
+    {"info", cmd_info, "print a weights file's or config's architecture and size"},
+    {"embed", cmd_embed, "image/text embeddings of a model as .npy files"},
+    {"convert", cmd_convert, "rewrite weights with OpenAI/open_clip or HF transformers names"},
 };
 
 static void usage(FILE *f) {

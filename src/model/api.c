@@ -32,9 +32,8 @@ clipcl_status clipcl_model_load(clipcl_device *dev, const char *path, const clip
   *out = NULL;
   clipcl_config cfg;
   float *host;
-  char tok[96];
-  int src;
-  CC_TRY(cc_weights_read(path, config, &cfg, &host, tok, sizeof tok, &src));
+  cc_weights_info info;
+  CC_TRY(cc_weights_read(path, config, &cfg, &host, &info));
   clipcl_model *m;
   clipcl_status s = cc_model_create(dev, &cfg, &m);
   if (!s) s = cc_model_set_params(m, host);
@@ -43,8 +42,8 @@ clipcl_status clipcl_model_load(clipcl_device *dev, const char *path, const clip
     clipcl_model_free(m);
     return s;
   }
-  snprintf(m->tokenizer, sizeof m->tokenizer, "%s", tok);
-  m->config_source = src;
+  snprintf(m->tokenizer, sizeof m->tokenizer, "%s", info.tokenizer);
+  m->config_source = info.config_source;
   *out = m;
   return CLIPCL_OK;
 }

@@ -159,8 +159,9 @@ static clipcl_status read_all(const cc_st_file *f, cc_naming naming, const cc_la
 }
 
 clipcl_status cc_weights_read(const char *path, const clipcl_config *override, clipcl_config *cfg_out,
-                              float **host_out, char *tokenizer, size_t tokenizer_cap, int *config_source) {
+                              float **host_out, cc_weights_info *info) {
   *host_out = NULL;
+  memset(info, 0, sizeof *info);
   cc_st_file *f;
   CC_TRY(cc_st_open(path, &f));
   size_t n = cc_st_count(f);
@@ -184,17 +185,17 @@ clipcl_status cc_weights_read(const char *path, const clipcl_config *override, c
   const char *meta = cc_st_meta(f, "clipcl.config");
   if (override) {
     cfg = *override;
-    *config_source = CC_CONFIG_OVERRIDE;
+    info->config_source = CC_CONFIG_OVERRIDE;
   } else if (meta) {
     char src[600];
     snprintf(src, sizeof src, "%s (clipcl.config metadata)", path);
     if ((s = clipcl_config_parse(meta, src, &cfg))) goto done;
     const char *nm = cc_st_meta(f, "clipcl.config_name");
     if (nm) snprintf(cfg.name, sizeof cfg.name, "%s", nm);
-    *config_source = CC_CONFIG_METADATA;
+    info->config_source = CC_CONFIG_METADATA;
   } else {
     if ((s = infer_config(f, naming, &cfg))) goto done;
-    *config_source = CC_CONFIG_INFERRED;
+    info->config_source = CC_CONFIG_INFERRED;
   }
   if ((s = cc_layout_build(&cfg, &L))) goto done;
   host = calloc(L.total ? L.total : 1, sizeof *host);
@@ -203,9 +204,10 @@ clipcl_status cc_weights_read(const char *path, const clipcl_config *override, c
     goto done;
   }
   if ((s = read_all(f, naming, &L, host, used))) goto done;
-  if (tokenizer && tokenizer_cap) {
+  {
     const char *tk = cc_st_meta(f, "clipcl.tokenizer");
-    snprintf(tokenizer, tokenizer_cap, "%s", tk ? tk : "");
+    snprintf(info->tokenizer, sizeof info->tokenizer, "%s", tk ? tk : "");
+    info->hf_names = naming == CC_NAMING_HF;
   }
   *cfg_out = cfg;
   *host_out = host;

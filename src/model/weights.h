@@ -8,12 +8,17 @@
 
 enum { CC_CONFIG_OVERRIDE = 0, CC_CONFIG_METADATA = 1, CC_CONFIG_INFERRED = 2 };
 
+typedef struct {
+  int config_source;  /* CC_CONFIG_* */
+  int hf_names;       /* the file used HF transformers names */
+  char tokenizer[96]; /* the file's tokenizer identity, "" if none */
+} cc_weights_info;
+
 /* Reads every parameter of the file into a malloc'd host array laid out by
  * cc_layout_build(*cfg_out). override (may be NULL) replaces the config stored
- * in or inferred from the file; *config_source says which was used.
- * tokenizer (may be NULL) receives the file's tokenizer identity ("" if none). */
+ * in or inferred from the file. */
 clipcl_status cc_weights_read(const char *path, const clipcl_config *override, clipcl_config *cfg_out,
-                              float **host_out, char *tokenizer, size_t tokenizer_cap, int *config_source);
+                              float **host_out, cc_weights_info *info);
 /* Writes host[L->total] atomically as F32 safetensors with OpenAI/open_clip
  * names (or HF names when hf_names), the config and tokenizer in metadata. */
 clipcl_status cc_weights_write(const char *path, const cc_layout *L, const float *host, int hf_names,
