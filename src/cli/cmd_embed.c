@@ -27,12 +27,18 @@ static int write_outputs(const char *prefix, const char *kind, const float *emb,
   if (cc_npy_write_f32(path, emb, 2, shape) != CLIPCL_OK) return cli_error("embed");
   size_t len = 0;
   for (size_t i = 0; i < rows; i++) len += strlen(labels[i]) + 1;
-  char *txt = malloc(len + 1), *p = txt;
+  char *txt = malloc(len + 1);
   if (!txt) {
     fprintf(stderr, "clipcl embed: out of memory\n");
     return 1;
   }
-  for (size_t i = 0; i < rows; i++) p += sprintf(p, "%s\n", labels[i]);
+  char *p = txt;
+  for (size_t i = 0; i < rows; i++) {
+    size_t l = strlen(labels[i]);
+    memcpy(p, labels[i], l);
+    p[l] = '\n';
+    p += l + 1;
+  }
   snprintf(path, sizeof path, "%s.%s.txt", prefix, kind);
   clipcl_status s = cc_atomic_write_file(path, txt, (size_t)(p - txt));
   free(txt);
