@@ -320,7 +320,7 @@ static void test_fuzz(clipcl_tokenizer *t) {
     if (k % 2 == 0) {
       while (len < want) {
         int b = 1 + (int)(th_uniform() * 255);
-        buf[len++] = (char)(th_uniform() < 0.5 ? b : "a &;#<>'\x1b["[(int)(th_uniform() * 12)]);
+        buf[len++] = (char)(th_uniform() < 0.5 ? b : "a &;#<>'\x1b["[(int)(th_uniform() * 10)]);
       }
     } else {
       while (len + 4 < want) {
