@@ -225,6 +225,11 @@ done:
 
 clipcl_status cc_weights_write(const char *path, const cc_layout *L, const float *host, int hf_names,
                                const char *tokenizer) {
+  return cc_weights_write_meta(path, L, host, hf_names, tokenizer, NULL, 0);
+}
+
+clipcl_status cc_weights_write_meta(const char *path, const cc_layout *L, const float *host, int hf_names,
+                                    const char *tokenizer, const char *const *extra_kv, int n_extra) {
   int n = L->n, cap = hf_names ? 3 * n : n;
   cc_st_out *outs = calloc((size_t)cap, sizeof *outs);
   char(*names)[CC_NAME_MAX] = calloc((size_t)cap, sizeof *names);
@@ -275,9 +280,11 @@ clipcl_status cc_weights_write(const char *path, const cc_layout *L, const float
     }
   }
   {
-    cc_st_kv meta[4] = {{"format", "pt"}, {"clipcl.config", cfg_json}, {"clipcl.config_name", L->cfg.name},
-                        {"clipcl.tokenizer", tokenizer && *tokenizer ? tokenizer : "clip-bpe-49408"}};
-    s = cc_st_write(path, outs, (size_t)k, meta, 4, NULL, NULL);
+    cc_st_kv meta[4 + 16] = {{"format", "pt"}, {"clipcl.config", cfg_json}, {"clipcl.config_name", L->cfg.name},
+                             {"clipcl.tokenizer", tokenizer && *tokenizer ? tokenizer : "clip-bpe-49408"}};
+    int nm = 4;
+    for (int i = 0; i < n_extra && nm < 20; i++, nm++) meta[nm] = (cc_st_kv){extra_kv[2 * i], extra_kv[2 * i + 1]};
+    s = cc_st_write(path, outs, (size_t)k, meta, (size_t)nm, NULL, NULL);
   }
 done:
   for (int i = 0; i < k && owned; i++) free(owned[i]);

@@ -23,4 +23,7 @@ clipcl_status cc_weights_read(const char *path, const clipcl_config *override, c
  * names (or HF names when hf_names), the config and tokenizer in metadata. */
 clipcl_status cc_weights_write(const char *path, const cc_layout *L, const float *host, int hf_names,
                                const char *tokenizer);
+/* The same with extra metadata pairs (e.g. a checkpoint's step). */
+clipcl_status cc_weights_write_meta(const char *path, const cc_layout *L, const float *host, int hf_names,
+                                    const char *tokenizer, const char *const *extra_kv, int n_extra);
 #endif
