@@ -57,7 +57,8 @@ static const char *const POS_PHRASES[9] = {"in the top left", "at the top",    "
                                            "on the left",     "in the centre", "on the right",
                                            "in the bottom left", "at the bottom", "in the bottom right"};
 
-/* Shapes reach at most this far from their centre, in radii. */
+/* Shapes reach at most this far from their centre, in radii (the square's
+ * corners; sd_shape's other shapes stay inside it). */
 #define SHAPE_EXTENT 1.16
 /* No background may lie closer than this (RGB distance) to the shape colour. */
 #define MIN_CONTRAST 90.0
@@ -144,9 +145,10 @@ static void init_polygons(world *w) {
   for (int k = 0; k < 3; k++) {
     double s, c;
     ds_sincos(-pi / 2 + k * 2 * pi / 3, &s, &c);
-    /* shifted down so the triangle's box, not its centroid, is centred */
-    w->tri[k][0] = 1.12 * c;
-    w->tri[k][1] = 1.12 * s + 0.28;
+    /* shifted down so the triangle's box, not its centroid, is centred;
+     * then its corners lie 1.146 from the centre, inside SHAPE_EXTENT */
+    w->tri[k][0] = c;
+    w->tri[k][1] = s + 0.25;
   }
   for (int k = 0; k < 10; k++) {
     double s, c, r = (k % 2) ? 0.45 : 1.1;
