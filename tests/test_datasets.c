@@ -128,7 +128,7 @@ static names list_dir(const char *path) {
     r.name[r.n++] = strdup(e->d_name);
   }
   closedir(d);
-  qsort(r.name, (size_t)r.n, sizeof *r.name, cmp_strp);
+  if (r.n > 0) qsort(r.name, (size_t)r.n, sizeof *r.name, cmp_strp);
   return r;
 }
 
