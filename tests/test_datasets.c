@@ -980,8 +980,9 @@ static void test_fashion(void) {
   /* Debian's package */
   const char *deb = "/usr/share/datasets/fashion-mnist";
   snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", deb);
-  if (!th_assert("fashion: Debian's dataset-fashion-mnist installed", exists(path),
-                 "%s missing: apt-get install dataset-fashion-mnist (scripts/bootstrap deps)", path))
+  int have = exists(path);
+  if (!th_assert("fashion: Debian's dataset-fashion-mnist installed", have, "%s%s", path,
+                 have ? "" : " missing: apt-get install dataset-fashion-mnist (scripts/bootstrap deps)"))
     return;
   int rd = sh("'%s/clipcl-fashion-mnist' --out %s/fd --limit 30 --quiet", bin, tmp);
   snprintf(path, sizeof path, "%s/fd", tmp);
