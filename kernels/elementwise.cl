@@ -23,32 +23,44 @@ __kernel void clamp_vals(__global float *x, ulong x_off, float lo, float hi, ulo
   if (i < n) x[x_off + i] = fmin(fmax(x[x_off + i], lo), hi);
 }
 
-/* GELU(x) = x * Phi(x), Phi(x) = 0.5 * (1 + erf(x / sqrt(2))). */
+/* GELU(x) = x * Phi(x), Phi(x) = 0.5 * (1 + erf(x / sqrt(2))).
+ * 16 elements per work-item through float16 vectors: PoCL then calls its
+ * vectorised (SLEEF) erf/exp, about 20x faster than one element per item. */
 #define INV_SQRT2 0.70710678118654752f
 #define INV_SQRT_2PI 0.39894228040143268f
 
+#define GELU_F(x) (quick ? (x) / (1.0f + exp(-1.702f * (x))) : 0.5f * (x) * (1.0f + erf((x) * INV_SQRT2)))
+
 __kernel void gelu_fwd(__global float *out, ulong out_off, __global const float *inp, ulong in_off,
                        ulong n, int quick) {
-  size_t i = get_global_id(0);
-  if (i >= n) return;
-  float x = inp[in_off + i];
-  float y;
-  if (quick) y = x / (1.0f + exp(-1.702f * x));
-  else y = 0.5f * x * (1.0f + erf(x * INV_SQRT2));
-  out[out_off + i] = y;
+  ulong i = get_global_id(0) * 16;
+  if (i + 16 <= n) {
+    float16 x = vload16(0, inp + in_off + i);
+    vstore16(GELU_F(x), 0, out + out_off + i);
+  } else {
+    for (; i < n; i++) {
+      float x = inp[in_off + i];
+      out[out_off + i] = GELU_F(x);
+    }
+  }
 }
+
+#define GELU_G(x, s)                                                                    \
+  (quick ? ((s) = 1.0f / (1.0f + exp(-1.702f * (x))), (s) + 1.702f * (x) * (s) * (1.0f - (s))) \
+         : 0.5f * (1.0f + erf((x) * INV_SQRT2)) + (x) * INV_SQRT_2PI * exp(-0.5f * (x) * (x)))
 
 __kernel void gelu_bwd(__global float *dinp, ulong din_off, __global const float *inp, ulong in_off,
                        __global const float *dout, ulong dout_off, ulong n, int quick) {
-  size_t i = get_global_id(0);
-  if (i >= n) return;
-  float x = inp[in_off + i];
-  float g;
-  if (quick) {
-    float s = 1.0f / (1.0f + exp(-1.702f * x));
-    g = s + 1.702f * x * s * (1.0f - s);
+  ulong i = get_global_id(0) * 16;
+  if (i + 16 <= n) {
+    float16 x = vload16(0, inp + in_off + i), s;
+    float16 g = GELU_G(x, s);
+    float16 d = vload16(0, dinp + din_off + i) + vload16(0, dout + dout_off + i) * g;
+    vstore16(d, 0, dinp + din_off + i);
   } else {
-    g = 0.5f * (1.0f + erf(x * INV_SQRT2)) + x * INV_SQRT_2PI * exp(-0.5f * x * x);
+    for (; i < n; i++) {
+      float x = inp[in_off + i], s;
+      dinp[din_off + i] += dout[dout_off + i] * GELU_G(x, s);
+    }
   }
-  dinp[din_off + i] += dout[dout_off + i] * g;
 }
