@@ -206,7 +206,7 @@ static void check_metrics(const char *name, zs_case z, int threads) {
   snprintf(msg, sizeof msg, "%s: not trivially perfect", name);
   th_assert(msg, m.top1 < 1 && m.top1 > 0, "top1 %.3f", m.top1);
   clipcl_zeroshot_metrics_free(&m);
-  free(topk), free(sup), free(hit), free(conf);
+  free(topk), free(sup), free(hit), free(conf), free(z.labels);
 }
 
 static char *slurp(const char *path) {
