@@ -227,6 +227,267 @@ clipcl_status clipcl_image_batch(const clipcl_image_source *src, int n, int size
                                  int threads, float *out, clipcl_status *item_status, int *n_failed);
 /* ==== end of images ====================================================== */
 
+/* ==== evaluation (src/eval/) ============================================= */
+/* Zero-shot classification, retrieval metrics, the linear probe, feature
+ * caches and the image search index, all working on embeddings: float32,
+ * row-major, one row of `dim` floats per item. The encoders live elsewhere.
+ *
+ * Scores are dot products computed as one float sum in the order e = 0 ..
+ * dim-1 (no fused multiply-add), so a pair scores the same bits in every
+ * function and s(a, b) == s(b, a). Pass L2-normalised embeddings
+ * (clipcl_l2_normalize) to rank by cosine similarity, as CLIP does; only the
+ * zero-shot classifier, the index and its queries are normalised here.
+ * Ranking sorts by score, descending, and EQUAL SCORES RANK THE LOWER INDEX
+ * FIRST (class, image, caption or index entry). Embeddings holding NaN or
+ * infinities are refused with CLIPCL_ERR_NUMERIC. `threads` <= 0 means one
+ * per online CPU; no result depends on the thread count. Files are written
+ * to a temporary name and renamed when complete. Similarities run on the
+ * host (blocked, threaded: about 35 GFLOP/s per core here), not the device. */
+
+/* -- class-name and template lists (text_lists.c) -- */
+typedef struct {
+  int n;
+  char **items; /* n NUL-terminated UTF-8 strings */
+} clipcl_text_list;
+enum { CLIPCL_LIST_CLASSNAMES = 0, CLIPCL_LIST_TEMPLATES = 1 };
+
+/* Reads a UTF-8 list, one entry per line. A leading BOM and CRLF line ends are
+ * accepted and spaces/tabs around an entry dropped; a blank line, invalid
+ * UTF-8, a control character, a duplicate, a template without "{}", or a file
+ * without entries fails with CLIPCL_ERR_FORMAT and "path:line: what". */
+clipcl_status clipcl_text_list_load(const char *path, int kind, clipcl_text_list *out);
+/* The same on a buffer; `source` names it in messages (NULL: "<memory>"). */
+clipcl_status clipcl_text_list_parse(const char *data, size_t len, const char *source, int kind,
+                                     clipcl_text_list *out);
+/* "openai": OpenAI's 80 ImageNet templates; "simple": the 7-template subset
+ * (open_clip's SIMPLE_IMAGENET_TEMPLATES); anything else is a template file
+ * (write "./openai" for a file of that name). */
+clipcl_status clipcl_templates_get(const char *name_or_path, clipcl_text_list *out);
+void clipcl_text_list_free(clipcl_text_list *l);
+/* *out (malloc'd) = tmpl with every "{}" replaced by classname. */
+clipcl_status clipcl_template_format(const char *tmpl, const char *classname, char **out);
+
+/* -- scores, zero-shot classification and its reports (zeroshot*.c) -- */
+/* L2-normalises n rows in place; a zero or non-finite row is an error. */
+clipcl_status clipcl_l2_normalize(float *x, size_t n, int dim);
+/* For every query row, the k best keys by score: idx[q*k + r] and
+ * score[q*k + r] for rank r (score may be NULL). Needs 1 <= k <= nk. */
+clipcl_status clipcl_topk(const float *queries, size_t nq, const float *keys, size_t nk, int dim, int k,
+                          int threads, int32_t *idx, float *score);
+/* class_emb (classes x dim) from text_emb (classes x templates x dim, the
+ * text embeddings of every class formatted with every template): normalise
+ * each, average over templates, normalise again (open_clip's zero-shot
+ * classifier), in double precision. A zero embedding is an error. */
+clipcl_status clipcl_zeroshot_classifier(const float *text_emb, int classes, int templates, int dim,
+                                         float *class_emb);
+
+#define CLIPCL_CONFUSION_MAX 4096
+typedef struct {
+  int64_t n;     /* images */
+  int classes;
+  int k5;        /* the k of "top5": min(5, classes) */
+  double top1, top5;
+  double mean_per_class_recall; /* mean of per_class over classes with support > 0 */
+  int64_t *support;             /* [classes] images whose true class is c */
+  double *per_class;            /* [classes] top-1 recall of class c; NaN when support is 0 */
+  int64_t *confusion;           /* [classes*classes] row = true class, column = top-1
+                                   prediction; NULL above CLIPCL_CONFUSION_MAX classes */
+} clipcl_zeroshot_metrics;
+
+/* Metrics from ranked predictions: topk[i*k + r] is image i's class at rank
+ * r (from clipcl_topk with k >= min(5, classes)), labels[i] its true class in
+ * [0, classes). */
+clipcl_status clipcl_zeroshot_metrics_compute(const int32_t *topk, int k, const int32_t *labels, size_t n,
+                                              int classes, clipcl_zeroshot_metrics *out);
+void clipcl_zeroshot_metrics_free(clipcl_zeroshot_metrics *m);
+/* JSON: {"n", "classes", "top1", "top5", "top5_k", "mean_per_class_recall",
+ * "per_class": {name: top-1 recall, or null without images}, "support":
+ * {name: images}, "classnames": [names], "confusion_matrix": [[counts]]
+ * (row = true class, column = predicted class, both in classnames order),
+ * "tie_rule"}. classnames may be NULL (names "0", "1", ...); duplicate
+ * names are refused. *out is malloc'd. */
+clipcl_status clipcl_zeroshot_json(const clipcl_zeroshot_metrics *m, const char *const *classnames, char **out);
+clipcl_status clipcl_zeroshot_write_json(const char *path, const clipcl_zeroshot_metrics *m,
+                                         const char *const *classnames);
+/* CSV "path,true_label,predicted_label,score" (RFC 4180 quoting), one row per
+ * image; labels written as class names (indices when classnames is NULL).
+ * pred[i*stride] and score[i*stride] are image i's top-1 class and score, so
+ * clipcl_topk's arrays can be passed with stride k. */
+clipcl_status clipcl_zeroshot_write_predictions(const char *path, const char *const *paths,
+                                                const int32_t *labels, const int32_t *pred,
+                                                const float *score, size_t stride, size_t n, int classes,
+                                                const char *const *classnames);
+/* Confusion matrix as CSV: a header "true\predicted,<names>", then one row
+ * per true class: name, counts. */
+clipcl_status clipcl_confusion_write_csv(const char *path, const clipcl_zeroshot_metrics *m,
+                                         const char *const *classnames);
+/* Confusion matrix as a PNG heat map: rows true class, columns predicted,
+ * colour = sqrt(count / row total) on a white-to-dark-blue scale (so 1%
+ * confusions stay visible), rows without images light grey; cells of
+ * max(1, min(32, 640 / classes)) pixels with grid lines when cells are 6
+ * pixels or more. */
+clipcl_status clipcl_confusion_write_png(const char *path, const clipcl_zeroshot_metrics *m);
+
+/* -- retrieval (retrieval.c), CLIP_benchmark's definitions -- */
+/* Image retrieval: each caption queries the images and hits at k when its
+ * image ranks in the top k. Text retrieval: each image queries the captions
+ * and hits at k when ANY of its captions ranks in the top k. Recall@k is the
+ * mean hit rate over queries; the rank of a query is the 1-based position of
+ * its first correct item (an item ranks after every higher score and every
+ * equal score of a lower index). */
+typedef struct {
+  int64_t n_images, n_texts;
+  double image_recall[3], text_recall[3]; /* at k = 1, 5, 10 */
+  double image_mean_rank, text_mean_rank;
+  double image_median_rank, text_median_rank; /* mean of the two middle ranks when even */
+} clipcl_retrieval_metrics;
+
+/* text_image[t] is the image of caption t; every image needs at least one
+ * caption. text_rank (n_texts) and image_rank (n_images) receive the
+ * per-query ranks when not NULL. */
+clipcl_status clipcl_retrieval_eval(const float *image_emb, size_t n_images, const float *text_emb,
+                                    size_t n_texts, int dim, const int32_t *text_image, int threads,
+                                    clipcl_retrieval_metrics *out, int64_t *text_rank, int64_t *image_rank);
+/* JSON keys image_retrieval_recall@{1,5,10}, text_retrieval_recall@{1,5,10},
+ * image_retrieval_mean_rank, text_retrieval_mean_rank, *_median_rank,
+ * n_images, n_texts, tie_rule. *out is malloc'd. */
+clipcl_status clipcl_retrieval_json(const clipcl_retrieval_metrics *m, char **out);
+clipcl_status clipcl_retrieval_write_json(const char *path, const clipcl_retrieval_metrics *m);
+
+/* -- linear probe (probe.c) -- */
+/* Multinomial logistic regression on features X (n x dim), labels in
+ * [0, classes), minimising
+ *   f(W, b) = (1/n) sum_i CE(softmax(W x_i + b), y_i) + (lambda/2) ||W||^2
+ * (bias not regularised) with L-BFGS (liblbfgs). scikit-learn's
+ * LogisticRegression(C) minimises n * f, so it matches at C = 1/(lambda n). */
+typedef struct {
+  double lambda_min, lambda_max; /* sweep range, default 1e-6 .. 1e6 */
+  int steps;            /* log-spaced grid points, default 96 */
+  int coarse_stride;    /* sweep every coarse_stride-th grid point, then
+                           refine around the best by halving the stride
+                           (default 8; 1 sweeps the whole grid) */
+  int max_iter;         /* L-BFGS iterations per fit, default 1000 */
+  double epsilon;       /* stop when ||g|| <= epsilon * max(1, ||w||), default 1e-6 */
+  double val_fraction;  /* share of each class held out, default 0.2 */
+  uint64_t seed;        /* of the train/val split, default 0 */
+  int threads;          /* default 0 (one per CPU) */
+} clipcl_probe_opts;
+void clipcl_probe_defaults(clipcl_probe_opts *o);
+
+typedef struct {
+  int dim, classes;
+  float *W;          /* [classes*dim] */
+  float *b;          /* [classes] */
+  double lambda;
+  int iterations;
+  double objective;  /* f at the solution */
+} clipcl_probe_model;
+
+/* One fit at one lambda; init (may be NULL: zeros) warm-starts it. */
+clipcl_status clipcl_probe_fit(const float *X, const int32_t *y, size_t n, int dim, int classes, double lambda,
+                               const clipcl_probe_opts *o, const clipcl_probe_model *init,
+                               clipcl_probe_model *out);
+/* pred[i] = argmax_c (W x_i + b)_c (ties: lower class). */
+clipcl_status clipcl_probe_predict(const clipcl_probe_model *m, const float *X, size_t n, int threads,
+                                   int32_t *pred);
+void clipcl_probe_model_free(clipcl_probe_model *m);
+
+/* Seeded split: within each class, a Fisher-Yates shuffle (splitmix64 from
+ * seed) and the first round(count * val_fraction) go to validation (none
+ * when that would leave the class without training samples). */
+clipcl_status clipcl_probe_split(const int32_t *y, size_t n, int classes, double val_fraction, uint64_t seed,
+                                 uint8_t *is_val);
+
+typedef struct {
+  double lambda, val_top1;
+  int iterations;
+} clipcl_probe_trial;
+typedef struct {
+  double lambda;            /* chosen: best validation top-1, ties to the larger */
+  double val_top1, test_top1;
+  int64_t n_train, n_val, n_test;
+  int n_trials;
+  clipcl_probe_trial *trials; /* in the order tried */
+  clipcl_probe_model model;   /* refit on train + val at lambda */
+} clipcl_probe_result;
+/* Splits the training set into train/val, sweeps lambda (fits on train,
+ * scores val), refits on train + val at the chosen lambda (same lambda: the
+ * mean loss keeps its per-sample meaning as n grows) and scores the test set. */
+clipcl_status clipcl_probe_run(const float *X_train, const int32_t *y_train, size_t n_train,
+                               const float *X_test, const int32_t *y_test, size_t n_test, int dim, int classes,
+                               const clipcl_probe_opts *o, clipcl_probe_result *out);
+void clipcl_probe_result_free(clipcl_probe_result *r);
+/* JSON: {"test_top1", "lambda", "sklearn_C" (= 1/(lambda * (n_train +
+ * n_val)), the refit's), "val_top1", "n_train", "n_val", "n_test", "dim",
+ * "classes", "objective", "objective_definition", "trials": [{"lambda",
+ * "val_top1", "iterations"}]}. n_train counts the training split only. */
+clipcl_status clipcl_probe_json(const clipcl_probe_result *r, char **out);
+clipcl_status clipcl_probe_write_json(const char *path, const clipcl_probe_result *r);
+
+/* -- feature cache (features.c) -- */
+/* <prefix>.npy (n x dim float32), <prefix>.labels.npy (n float32 holding
+ * integers, only when labels are given) and <prefix>.json ({"identity",
+ * "n", "dim", "labels"}), written last so it only describes whole files.
+ * identity names what the features depend on (model and data); a cache with
+ * another identity is a miss, not an error. */
+clipcl_status clipcl_features_save(const char *prefix, const char *identity, const float *X,
+                                   const int32_t *labels, size_t n, int dim);
+/* *hit = 0 (and nothing allocated) when the cache is absent or has another
+ * identity; else *X (and *labels when requested and stored; else NULL) are
+ * malloc'd. Corrupt or inconsistent files are errors. */
+clipcl_status clipcl_features_load(const char *prefix, const char *identity, float **X, int32_t **labels,
+                                   size_t *n, int *dim, int *hit);
+
+/* -- image search index (index.c, html.c) -- */
+/* A directory holding index.json ({"format": "clipcl-index", "version": 1,
+ * "model", "dim", "count", "generation"}), embeddings-<generation>.npy
+ * (count x dim float32, L2-normalised rows) and paths-<generation>.txt (one
+ * path per line, in row order, with a backslash written as two, LF as
+ * backslash-n and CR as backslash-r; every other byte as is). Saving writes a new
+ * generation and then renames index.json over the old one, so a crash
+ * leaves the previous index whole. */
+typedef struct clipcl_index clipcl_index;
+typedef struct {
+  int64_t index;    /* row in the index */
+  float score;      /* cosine similarity */
+  const char *path; /* owned by the index */
+} clipcl_search_hit;
+
+clipcl_status clipcl_index_create(const char *model_id, int dim, clipcl_index **out);
+/* Loads a saved index; *out NULL on error. */
+clipcl_status clipcl_index_load(const char *dir, clipcl_index **out);
+/* 1 when dir holds an index.json, else 0. */
+int clipcl_index_exists(const char *dir);
+/* Creates dir when missing (one level). */
+clipcl_status clipcl_index_save(clipcl_index *ix, const char *dir);
+void clipcl_index_free(clipcl_index *ix);
+/* CLIPCL_ERR_ARG naming both identities when model_id differs. */
+clipcl_status clipcl_index_check_model(const clipcl_index *ix, const char *model_id);
+int clipcl_index_contains(const clipcl_index *ix, const char *path);
+/* Appends rows for the paths not yet present (the first of repeated paths in
+ * one call); the embeddings are normalised as they are stored. Refuses a
+ * model_id other than the index's. *added (may be NULL) counts new rows. */
+clipcl_status clipcl_index_add(clipcl_index *ix, const char *model_id, const char *const *paths,
+                               const float *emb, size_t n, size_t *added);
+size_t clipcl_index_count(const clipcl_index *ix);
+int clipcl_index_dim(const clipcl_index *ix);
+const char *clipcl_index_model(const clipcl_index *ix);
+const char *clipcl_index_path(const clipcl_index *ix, size_t i); /* NULL when out of range */
+const float *clipcl_index_embeddings(const clipcl_index *ix);  /* count x dim */
+/* The min(k, count) rows most similar to the (normalised here) query, best
+ * first; refuses a query from another model. hits has room for k. */
+clipcl_status clipcl_index_search(const clipcl_index *ix, const char *model_id, const float *query, int k,
+                                  int threads, clipcl_search_hit *hits, int *n_hits);
+/* An HTML5 page (also well-formed XML) of ranked thumbnails with scores and
+ * paths. Image URLs: an absolute path becomes a file:// URL; a relative one
+ * is joined to image_base (may be NULL) and, when still relative, used as a
+ * URL relative to the page's directory. Bytes outside [A-Za-z0-9-._~/] are
+ * percent-encoded; displayed text is HTML-escaped, with invalid UTF-8 and
+ * control characters shown as U+FFFD. */
+clipcl_status clipcl_search_write_html(const char *path, const char *title, const clipcl_search_hit *hits,
+                                       int n, const char *image_base);
+/* ==== end of evaluation ================================================== */
+
 #ifdef __cplusplus
 }
 #endif
