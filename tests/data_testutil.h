@@ -39,9 +39,12 @@ static inline void dt_rm_rf(const char *path) {
       struct dirent *e;
       while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+        size_t n = strlen(path) + strlen(e->d_name) + 2;
+        char *p = malloc(n);
+        if (!p) dt_die("malloc");
+        snprintf(p, n, "%s/%s", path, e->d_name);
         dt_rm_rf(p);
+        free(p);
       }
       closedir(d);
     }

@@ -8,7 +8,7 @@
  * has key "dir/k" (up to the first dot of the base name) and suffix "ext"
  * (lower-cased); consecutive members with the same key form one sample, and
  * a repeated suffix starts a new one. Non-files, names whose base name starts
- * with a dot or has none, and "__meta__" names are skipped. The image is the
+ * with a dot or has none, and top-level "__name__" entries are skipped. The image is the
  * first present of jpg, png, jpeg, webp (open_clip's rename order); the
  * caption is txt, else the json member's "caption" string. Unlike webdataset,
  * a sample missing its image or caption is reported as bad instead of being
@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include "data/data.h"
 #include "util/error.h"
@@ -123,18 +124,10 @@ static int split_name(const char *name, size_t *key_len, const char **suffix) {
   return 1;
 }
 
-/* webdataset skips "__...__" meta entries (its skip_meta pattern). */
+/* webdataset skips top-level "__name__" entries (its meta prefix/suffix). */
 static int is_meta(const char *name) {
-  const char *p = name;
-  while ((p = strstr(p, "__")) != NULL) {
-    const char *q = p + 2;
-    while (*q && *q != '/') {
-      if (q[0] == '_' && q[1] == '_' && (q[2] == 0 || q[2] == '/')) return 1;
-      q++;
-    }
-    p += 2;
-  }
-  return 0;
+  size_t n = strlen(name);
+  return !strchr(name, '/') && n >= 4 && strncmp(name, "__", 2) == 0 && strcmp(name + n - 2, "__") == 0;
 }
 
 /* Reads the current member's data whole (size bytes). 0 ok, 1 damaged
@@ -331,6 +324,23 @@ static int emit_shard_error(cc_tar_reader *r, cc_tar_sample *out, const char *wh
   return 1;
 }
 
+/* libarchive accepts a tar that stops at a block boundary without its
+ * end-of-archive blocks (some writers omit them), which is exactly what a
+ * shard cut between two members looks like. Shard writers (Python tarfile,
+ * GNU tar, libarchive) always write them, so an uncompressed shard whose
+ * last block is not all zeros is taken as cut. In a compressed shard a cut
+ * shows up as a decompression error instead. */
+static int has_end_marker(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  unsigned char b[512];
+  int ok = fseeko(f, -(off_t)sizeof b, SEEK_END) == 0 && fread(b, 1, sizeof b, f) == sizeof b;
+  fclose(f);
+  for (size_t i = 0; ok && i < sizeof b; i++)
+    if (b[i]) ok = 0;
+  return ok;
+}
+
 int cc_tar_next(cc_tar_reader *r, cc_tar_sample *out) {
   memset(out, 0, sizeof *out);
   if (r->done) return 0;
@@ -362,6 +372,8 @@ int cc_tar_next(cc_tar_reader *r, cc_tar_sample *out) {
     int rc = archive_read_next_header(r->a, &e);
     if (rc == ARCHIVE_EOF) {
       r->done = 1;
+      if (archive_filter_code(r->a, 0) == ARCHIVE_FILTER_NONE && !has_end_marker(r->shard))
+        return emit_shard_error(r, out, "no end-of-archive blocks: the shard was cut");
       if (r->active) return emit(r, out);
       return 0;
     }
