@@ -276,7 +276,8 @@ typedef struct {
   int batch_size;             /* B, required */
   int image_size;             /* S, required */
   int context_length;         /* default 77 */
-  clipcl_tokenizer *tokenizer;/* NULL: captions are checked, not tokenised */
+  clipcl_tokenizer *tokenizer;/* NULL: captions are checked, not tokenised;
+                                 must outlive the loader */
   int workers;                /* decode threads; <= 0: one per online CPU */
   uint64_t seed;
   int training;               /* 1 (default): seeded order per epoch, partial
@@ -286,8 +287,10 @@ typedef struct {
   double max_bad_fraction;    /* default 0.01 */
   int min_seen_for_bad;       /* check the fraction once this many samples
                                  (or the whole data set) were seen; default 100 */
-  int prefetch_batches;       /* samples decoded ahead, in batches; default 2 */
-  int shuffle_buffer;         /* tar, training: samples; default 1000 */
+  int prefetch_batches;       /* samples decoded ahead, in batches; default 2
+                                 (each batch held costs B*3*S*S floats) */
+  int shuffle_buffer;         /* tar, training: samples held for shuffling
+                                 (their file bytes); default 1000 */
   clipcl_bad_sample_fn on_bad;/* may be NULL */
   void *user;
 } clipcl_loader_options;
@@ -314,6 +317,8 @@ typedef struct {
   int64_t epoch;      /* out: the epoch they came from */
 } clipcl_batch;
 
+/* A loader runs its own threads but is driven from one thread: call next,
+ * get_pos, seek, counters and free from one thread at a time. */
 typedef struct clipcl_loader clipcl_loader;
 
 clipcl_status clipcl_loader_create(clipcl_dataset *ds, const clipcl_loader_options *opt,

@@ -446,6 +446,25 @@ static void loader(void) {
   dt_run_free(&a);
   clipcl_loader_free(l);
   clipcl_dataset_free(ds);
+
+  /* a member name with a line break still gives a one-line report */
+  snprintf(p, sizeof p, "%s/ctl.tar", sub);
+  struct archive *w = dt_tar_begin(p, 0);
+  dt_tar_add(w, "ok.png", png, png_len);
+  dt_tar_add_str(w, "ok.txt", "sample 1");
+  dt_tar_add_str(w, "we\nird.txt", "caption without image");
+  dt_tar_end(w);
+  TH_OK(clipcl_dataset_open(p, NULL, &ds));
+  o.training = 0;
+  o.max_bad_fraction = 0.5;
+  memset(&g, 0, sizeof g);
+  l = dt_loader(ds, &o);
+  TH_OK(dt_record(l, B, S, ctx, 2, &c));
+  th_assert("control characters in a report become '?'",
+            g.count == 1 && strstr(g.last, "key we?ird |") && !strchr(g.last, '\n') && c.n[0] == 1, "%s", g.last);
+  dt_run_free(&c);
+  clipcl_loader_free(l);
+  clipcl_dataset_free(ds);
 }
 
 int main(void) {

@@ -594,6 +594,13 @@ static clipcl_status check_bad(clipcl_loader *l, int whole_epoch_seen) {
                      l->o.max_bad_fraction, l->last_bad);
 }
 
+/* Member names, paths and library messages can hold control characters;
+ * the report promises one printable line. */
+static void one_line(char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
 static void release_slot(clipcl_loader *l, slot *s) {
   cc_tar_sample_clear(&s->raw);
   pthread_mutex_lock(&l->mu);
@@ -647,6 +654,8 @@ clipcl_status clipcl_loader_next(clipcl_loader *l, clipcl_batch *b) {
     l->index = s->k + 1;
     if (!s->good) {
       l->bad++;
+      one_line(s->source);
+      one_line(s->reason);
       snprintf(l->last_bad, sizeof l->last_bad, "%s: %s", s->source, s->reason);
       if (l->o.on_bad) {
         clipcl_bad_sample bs = {s->source, s->reason, s->status, s->epoch, s->k};
