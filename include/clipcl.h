@@ -488,6 +488,143 @@ clipcl_status clipcl_search_write_html(const char *path, const char *title, cons
                                        int n, const char *image_base);
 /* ==== end of evaluation ================================================== */
 
+/* ==== data sets and the loader (src/data/) =============================
+ * A data set is opened from a spec: a CSV/TSV manifest (open_clip's
+ * CsvDataset: image path and caption columns chosen by header name, RFC 4180
+ * quoting, UTF-8 BOM, CRLF; image paths relative to the manifest's
+ * directory), WebDataset tar shards ("shards/{000000..000127}.tar", several
+ * specs joined by "::"; samples grouped by key, image from jpg/jpeg/png,
+ * caption from txt or a json member's "caption"), or an image folder (one
+ * sub-directory per class, class index = position in the sorted names, as
+ * torchvision's ImageFolder). A loader turns it into batches on worker
+ * threads, deterministically: the bytes of every batch depend only on the
+ * data, the options and (seed, epoch), never on the thread count or timing.
+ * Bad samples (missing file, corrupt image, empty or non-UTF-8 caption,
+ * damaged tar member) are skipped, counted and reported through a callback.
+ * The data set must outlive its loaders. */
+typedef enum {
+  CLIPCL_DATA_AUTO = 0,   /* by spec: "::", "{" or .tar/.tgz/.tar.gz -> tar;
+                             .csv/.tsv -> CSV; a directory -> folder */
+  CLIPCL_DATA_CSV = 1,
+  CLIPCL_DATA_TAR = 2,
+  CLIPCL_DATA_FOLDER = 3
+} clipcl_data_kind;
+
+typedef struct {
+  clipcl_data_kind kind;   /* AUTO unless the name does not tell */
+  const char *img_key;     /* CSV image path column; NULL: "filepath" */
+  const char *caption_key; /* CSV caption column; NULL: "title" */
+  const char *label_key;   /* CSV: NULL for captions; a column name (e.g.
+                              "label") to read integer labels instead */
+  const char *separator;   /* CSV: one byte; NULL or "": tab for .tsv,
+                              comma otherwise */
+} clipcl_dataset_options;
+
+typedef struct clipcl_dataset clipcl_dataset;
+
+/* Defaults (all NULL / AUTO); a zeroed struct means the same. */
+void clipcl_dataset_options_init(clipcl_dataset_options *o);
+/* opt may be NULL. A malformed manifest header, a missing key column, an
+ * unterminated quoted field, a folder without classes or with an empty
+ * class, or tar specs none of whose shards exist fail here. Rows with other
+ * problems are kept and reported by the loader when they come up. */
+clipcl_status clipcl_dataset_open(const char *spec, const clipcl_dataset_options *opt,
+                                  clipcl_dataset **out);
+void clipcl_dataset_free(clipcl_dataset *ds);
+clipcl_data_kind clipcl_dataset_kind(const clipcl_dataset *ds);
+/* Samples including bad rows; tar: from sizes.json or __len__ next to the
+ * first shard (as open_clip), else -1 (unknown). */
+int64_t clipcl_dataset_size(const clipcl_dataset *ds);
+int clipcl_dataset_num_shards(const clipcl_dataset *ds); /* 0 unless tar */
+int clipcl_dataset_has_captions(const clipcl_dataset *ds);
+int clipcl_dataset_has_labels(const clipcl_dataset *ds);
+/* Folders: number of classes; label CSVs: largest label + 1; else 0. */
+int clipcl_dataset_num_classes(const clipcl_dataset *ds);
+/* Folders: the class (directory) name; NULL otherwise or out of range. */
+const char *clipcl_dataset_class_name(const clipcl_dataset *ds, int i);
+/* CSV and folders, by row (see clipcl_batch.rows): the caption as stored
+ * (NULL without captions) and the image path as the loader opens it (into
+ * buf). NULL for tar data sets or a row out of range. */
+const char *clipcl_dataset_caption(const clipcl_dataset *ds, int64_t row);
+const char *clipcl_dataset_image_path(const clipcl_dataset *ds, int64_t row, char *buf, size_t cap);
+
+/* A sample the loader skipped: source is "manifest.csv:17 (row 16)" (file
+ * line where the record starts, then the data row counted from 1), "dir/
+ * class/file.png" or "shard.tar: key 000123"; reason is one line. */
+typedef struct {
+  const char *source;
+  const char *reason;
+  clipcl_status status;
+  int64_t epoch, index;    /* where in the epoch order it was met */
+} clipcl_bad_sample;
+/* Called on the thread that calls clipcl_loader_next, in sample order. */
+typedef void (*clipcl_bad_sample_fn)(void *user, const clipcl_bad_sample *bad);
+
+typedef struct {
+  int batch_size;             /* B, required */
+  int image_size;             /* S, required */
+  int context_length;         /* default 77 */
+  clipcl_tokenizer *tokenizer;/* NULL: captions are checked, not tokenised;
+                                 must outlive the loader */
+  int workers;                /* decode threads; <= 0: one per online CPU */
+  uint64_t seed;
+  int training;               /* 1 (default): seeded order per epoch, partial
+                                 last batch dropped; 0: file order, kept */
+  int augment;                /* 1 (default): RandomResizedCrop(scale 0.9..1);
+                                 0: resize + centre crop */
+  double max_bad_fraction;    /* default 0.01 */
+  int min_seen_for_bad;       /* check the fraction once this many samples
+                                 (or the whole data set) were seen; default 100 */
+  int prefetch_batches;       /* samples decoded ahead, in batches; default 2
+                                 (each batch held costs B*3*S*S floats) */
+  int shuffle_buffer;         /* tar, training: samples held for shuffling
+                                 (their file bytes); default 1000 */
+  clipcl_bad_sample_fn on_bad;/* may be NULL */
+  void *user;
+} clipcl_loader_options;
+
+/* Sets the defaults named above (training with augmentation). */
+void clipcl_loader_options_init(clipcl_loader_options *o);
+
+/* Where the loader stands: the next sample to consume is number `index` of
+ * epoch `epoch`'s order (bad samples count), plus the running counters.
+ * Seeking to a saved position reproduces the following batches exactly. */
+typedef struct {
+  int64_t epoch, index;
+  int64_t samples_seen, bad_samples;
+} clipcl_loader_pos;
+
+/* The caller's buffers for one batch; the loader fills them. */
+typedef struct {
+  float *images;      /* in: B*3*S*S floats, required */
+  int32_t *ids;       /* in: B*context_length, or NULL; written only for
+                         data sets with captions and a tokenizer */
+  int32_t *labels;    /* in: B, or NULL; written for labelled data sets */
+  int64_t *rows;      /* in: B, or NULL; CSV/folder row, -1 for tar */
+  int n;              /* out: samples written; 0 marks the end of an epoch */
+  int64_t epoch;      /* out: the epoch they came from */
+} clipcl_batch;
+
+/* A loader runs its own threads but is driven from one thread: call next,
+ * get_pos, seek, counters and free from one thread at a time. */
+typedef struct clipcl_loader clipcl_loader;
+
+clipcl_status clipcl_loader_create(clipcl_dataset *ds, const clipcl_loader_options *opt,
+                                   clipcl_loader **out);
+/* Fills the next batch: B samples (training), or up to B (evaluation, where
+ * the last batch of an epoch may be short). After an epoch's last batch one
+ * call returns n = 0 and moves to the next epoch. Fails when the bad
+ * samples exceed max_bad_fraction, when a training epoch cannot fill one
+ * batch, or on a fatal error; the failure repeats until a seek. */
+clipcl_status clipcl_loader_next(clipcl_loader *l, clipcl_batch *b);
+clipcl_status clipcl_loader_get_pos(const clipcl_loader *l, clipcl_loader_pos *pos);
+/* Restores a position (also the counters). Tar streams re-read the epoch's
+ * shards up to the position, without decoding images. */
+clipcl_status clipcl_loader_seek(clipcl_loader *l, const clipcl_loader_pos *pos);
+void clipcl_loader_counters(const clipcl_loader *l, int64_t *samples_seen, int64_t *bad_samples);
+void clipcl_loader_free(clipcl_loader *l);
+/* ==== end of data sets and the loader ==================================== */
+
 #ifdef __cplusplus
 }
 #endif
