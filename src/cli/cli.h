@@ -9,6 +9,7 @@ int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 /* Prints "clipcl <cmd>: <last error>" to stderr and returns 1. */
 int cli_error(const char *cmd);

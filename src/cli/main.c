@@ -14,6 +14,7 @@ static const struct {
     {"init", cmd_init, "write freshly initialised weights for a model config"},
     {"info", cmd_info, "print a weights file's or config's architecture and size"},
     {"embed", cmd_embed, "image/text embeddings of a model as .npy files"},
+    {"train", cmd_train, "train a CLIP model on image-caption pairs"},
     {"convert", cmd_convert, "rewrite weights with OpenAI/open_clip or HF transformers names"},
 };
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +20,23 @@ struct cc_atomic {
   int fd;
   uint64_t written;
   int64_t fail_after; /* injected failure, -1 when none */
+  int kill;           /* the injected failure is SIGKILL (crash tests) */
   clipcl_status err;  /* sticky first error */
 };
 
 static _Thread_local int64_t inject_after = -1;
+static _Thread_local int inject_kill = 0;
 static atomic_uint tmp_counter;
 
-void cc_atomic_inject_failure(int64_t after_bytes) { inject_after = after_bytes < 0 ? -1 : after_bytes; }
+void cc_atomic_inject_failure(int64_t after_bytes) {
+  inject_after = after_bytes < 0 ? -1 : after_bytes;
+  inject_kill = 0;
+}
+
+void cc_atomic_inject_kill(int64_t after_bytes) {
+  cc_atomic_inject_failure(after_bytes);
+  inject_kill = after_bytes >= 0;
+}
 
 uint64_t cc_atomic_size(const cc_atomic *a) { return a ? a->written : 0; }
 const char *cc_atomic_path(const cc_atomic *a) { return a ? a->path : ""; }
@@ -82,7 +93,9 @@ clipcl_status cc_atomic_begin(const char *path, cc_atomic **out) {
   if (!a) return cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory", path);
   a->fd = -1;
   a->fail_after = inject_after;
+  a->kill = inject_kill;
   inject_after = -1;
+  inject_kill = 0;
   a->path = dup_str(path);
   a->dir = dir_of(path);
   const char *base = strrchr(path, '/');
@@ -146,6 +159,10 @@ clipcl_status cc_atomic_write(cc_atomic *a, const void *data, size_t n) {
                                   (unsigned long long)a->written, strerror(err)));
   }
   a->written += take;
+  if (injected && a->kill) {
+    fflush(a->fp); /* the partial temp file is what a crash leaves behind */
+    raise(SIGKILL);
+  }
   if (injected)
     return fail_sticky(a, cc_fail(CLIPCL_ERR_IO, "%s: write failed after %llu bytes: injected failure",
                                   a->path, (unsigned long long)a->written));

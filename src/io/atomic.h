@@ -50,4 +50,7 @@ clipcl_status cc_atomic_write_file(const char *path, const void *data, size_t n)
  * Lets tests check that a write failing half way leaves the old file intact
  * without needing a full disk or a read-only directory (root ignores those). */
 void cc_atomic_inject_failure(int64_t after_bytes);
+/* Crash tests: the next atomic file on this thread kills the process with
+ * SIGKILL after writing after_bytes bytes of its temporary file. */
+void cc_atomic_inject_kill(int64_t after_bytes);
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/atomic.h"
 #include "io/safetensors.h"
 #include "model/weights.h"
 #include "ops/ops.h"
@@ -184,6 +185,10 @@ clipcl_status cc_checkpoint_save(cc_trainer *t, const char *dir, const char *sta
     s = cc_st_write(optim, outs, 2, meta, 3, NULL, NULL);
   }
   if (!s) {
+    /* crash-test hook: CLIPCL_TEST_KILL_CHECKPOINT=<step> dies half-way
+     * through writing that step's model file */
+    const char *kill = getenv("CLIPCL_TEST_KILL_CHECKPOINT");
+    if (kill && atol(kill) == t->step) cc_atomic_inject_kill((int64_t)(n * 2));
     const char *kv[2] = {"clipcl.step", step};
     s = cc_weights_write_meta(model, &m->L, host + 2 * n, 0, m->tokenizer, kv, 1);
   }

@@ -381,14 +381,8 @@ int cmd_train(int argc, char **argv) {
     }
     if (epoch_end || last) {
       if (tty) printf("\n");
-      if (vld && cc_report_val_loss(&rep, t, vld, vpix, vids, N, step, epoch + 1, mf) != 0) goto done;
-      double ep_done = steps_per_epoch > 0 ? (double)step / steps_per_epoch : 0;
-      if (a.zs_data && (last || (a.zs_frequency > 0 && epoch_end &&
-                                 fmod(ep_done + 1e-9, a.zs_frequency) < 1e-6))) {
-        if (cc_report_zeroshot(&rep, m, tok, a.zs_data, a.zs_classnames, a.zs_templates, (int)a.workers, step,
-                               ep_done, mf) != 0)
-          goto done;
-      }
+      double ep_done = steps_per_epoch > 0 ? (double)step / steps_per_epoch : (double)epoch + 1;
+      if (vld && cc_report_val_loss(&rep, t, vld, vpix, vids, N, step, ep_done, mf) != 0) goto done;
     }
     if (step % save_every == 0 || last) {
       clipcl_loader_pos pos;
@@ -418,7 +412,8 @@ int cmd_train(int argc, char **argv) {
   clipcl_loader_counters(ld, &seen, &bad);
   printf("done: %ld steps in %.1f s, %lld samples seen, %lld bad; model in %s\n", t->step - step_at_start,
          now() - t_start, (long long)seen, (long long)bad, path);
-  if (a.report && cc_report_write(&rep, a.out, m, tok, a.zs_data, ds) == 0) printf("report: %s/report.html\n", a.out);
+  rep.config_json = clipcl_config_to_json(&cfg);
+  if (a.report && cc_report_write(&rep, a.out, cfg.name) == 0) printf("report: %s/report.html\n", a.out);
   rc = 0;
 done:
   free(state);
