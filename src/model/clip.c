@@ -72,6 +72,12 @@ static clipcl_status ws_alloc(cc_arena *a, size_t n, cc_view *v) { return cc_are
 clipcl_status cc_model_workspace(cc_model *m, int vision, int cap, int save) {
   cc_tower_ws *w = vision ? &m->vis : &m->txt;
   if (w->cap >= cap && w->save >= save && w->blk) return CLIPCL_OK;
+  /* Growing never drops what an earlier user needs (inference batches
+   * between training steps must not take away the saved activations). */
+  if (w->blk) {
+    if (w->cap > cap) cap = w->cap;
+    if (w->save > save) save = w->save;
+  }
   ws_free(w);
   const cc_tower_dims *d = vision ? &m->L.vis : &m->L.txt;
   size_t B = (size_t)cap, T = (size_t)d->T, C = (size_t)d->C, H = (size_t)d->H, M = (size_t)d->M;
