@@ -41,6 +41,7 @@ typedef struct {
   const char *model, *config, *device;
   const char *img_key, *caption_key, *label_key, *separator; /* CSV columns */
   long batch, workers;
+  double max_bad; /* --max-bad-fraction, default 0.01 */
 } cli_eval_opts;
 void cli_eval_opts_init(cli_eval_opts *o);
 /* argv[*i] is one of the options above: consumes it (and its value) and

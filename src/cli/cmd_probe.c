@@ -16,7 +16,8 @@
 static const char usage_text[] =
     "usage: clipcl probe --model M --train DIR|CSV --test DIR|CSV [--val-fraction 0.2] [--json OUT]\n"
     "                    [--cache DIR|off] [--seed N] [--csv-img-key filepath] [--csv-label-key label]\n"
-    "                    [--csv-separator C] [--model-config NAME|FILE] [--batch N] [--workers N] [--device D]\n";
+    "                    [--csv-separator C] [--max-bad-fraction 0.01] [--model-config NAME|FILE] [--batch N]\n"
+    "                    [--workers N] [--device D]\n";
 
 static void help(void) {
   printf("%s\n"

@@ -13,7 +13,8 @@
 static const char usage_text[] =
     "usage: clipcl retrieval --model M --data CSV [--json OUT]\n"
     "                        [--csv-img-key filepath] [--csv-caption-key title] [--csv-separator C]\n"
-    "                        [--model-config NAME|FILE] [--batch N] [--workers N] [--device D]\n";
+    "                        [--max-bad-fraction 0.01] [--model-config NAME|FILE] [--batch N] [--workers N]\n"
+    "                        [--device D]\n";
 
 static void help(void) {
   printf("%s\n"
@@ -22,7 +23,7 @@ static void help(void) {
          "the top k; image-to-text (text_retrieval_recall@k): one of the image's captions is in the top k.\n"
          "Equal scores rank the lower index (image or row order) first. Image paths are relative to the\n"
          "CSV's folder. Rows with a bad caption or an unreadable image are skipped and named on stderr\n"
-         "(more than 1%% fails the run).\n"
+         "(more than --max-bad-fraction of the rows, default 0.01, fails the run).\n"
          "  --json OUT   image_retrieval_recall@{1,5,10}, text_retrieval_recall@{1,5,10}, *_mean_rank,\n"
          "               *_median_rank, n_images, n_texts, tie_rule, model, data, skipped_rows\n",
          usage_text);

@@ -16,7 +16,8 @@ static const char usage_text[] =
     "usage: clipcl zeroshot --model M --data DIR|CSV [--classnames FILE] [--templates FILE|openai|simple]\n"
     "                       [--json OUT] [--predictions OUT.csv] [--confusion PREFIX]\n"
     "                       [--csv-img-key filepath] [--csv-label-key label] [--csv-separator C]\n"
-    "                       [--model-config NAME|FILE] [--batch N] [--workers N] [--device D]\n";
+    "                       [--max-bad-fraction 0.01] [--model-config NAME|FILE] [--batch N] [--workers N]\n"
+    "                       [--device D]\n";
 
 static void help(void) {
   printf("%s\n"
@@ -33,7 +34,8 @@ static void help(void) {
          "                    classnames, confusion_matrix, templates, model, data\n"
          "  --predictions F   CSV path,true_label,predicted_label,score (one row per image)\n"
          "  --confusion P     P.csv (rows true class, columns predicted) and P.png (heat map)\n"
-         "Unreadable images are skipped and named on stderr (more than 1%% fails the run).\n",
+         "Unreadable images are skipped and named on stderr; more than --max-bad-fraction of them (default\n"
+         "0.01) fails the run.\n",
          usage_text);
 }
 

@@ -19,6 +19,7 @@
 void cli_eval_opts_init(cli_eval_opts *o) {
   memset(o, 0, sizeof *o);
   o->batch = 64;
+  o->max_bad = 0.01;
 }
 
 int cli_eval_opt(const char *cmd, int argc, char **argv, int *i, cli_eval_opts *o) {
@@ -34,6 +35,17 @@ int cli_eval_opt(const char *cmd, int argc, char **argv, int *i, cli_eval_opts *
   if (dst) return (*dst = cli_value(cmd, argc, argv, i)) ? 1 : -1;
   if (!strcmp(a, "--batch")) {
     if (!(v = cli_value(cmd, argc, argv, i)) || cli_int(cmd, a, v, 1, 4096, &o->batch)) return -1;
+    return 1;
+  }
+  if (!strcmp(a, "--max-bad-fraction")) {
+    if (!(v = cli_value(cmd, argc, argv, i))) return -1;
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x >= 0 && x <= 1)) {
+      fprintf(stderr, "clipcl %s: --max-bad-fraction %s: expected a number from 0 to 1\n", cmd, v);
+      return -1;
+    }
+    o->max_bad = x;
     return 1;
   }
   if (!strcmp(a, "--workers")) {
@@ -72,6 +84,7 @@ int cli_session_open(cli_session *s, const char *cmd, const cli_eval_opts *o, in
   clipcl_eval_options_init(&s->eval);
   s->eval.batch = (int)o->batch;
   s->eval.workers = (int)o->workers;
+  s->eval.max_bad_fraction = o->max_bad;
   s->eval.on_bad = on_bad;
   s->eval.progress = on_progress;
   s->eval.user = s;

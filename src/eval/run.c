@@ -183,7 +183,10 @@ clipcl_status clipcl_encode_image_files(clipcl_model *m, const char *const *path
       /* the batch keeps only the first message: load again for this one's */
       clipcl_image img;
       if (clipcl_image_load(paths[i + j], &img) == CLIPCL_OK) clipcl_image_free(&img);
-      report_bad(&o, paths[i + j], clipcl_last_error(), ist[j], (int64_t)(i + j));
+      const char *why = clipcl_last_error();
+      size_t pl = strlen(paths[i + j]);
+      if (!strncmp(why, paths[i + j], pl) && !strncmp(why + pl, ": ", 2)) why += pl + 2; /* named already */
+      report_bad(&o, paths[i + j], why, ist[j], (int64_t)(i + j));
       memset(emb + (i + j) * (size_t)E, 0, (size_t)E * sizeof *emb);
       if (ok) ok[i + j] = 0;
       bad++;
