@@ -38,7 +38,15 @@ PY=${PYTHON:-/usr/bin/python3}
 "$PY" -c "import numpy" 2>/dev/null || { echo "FAIL: $PY cannot import numpy (install python3-numpy)"; exit 1; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-export XDG_CACHE_HOME="$T/xdg" # keep the default feature cache out of the user's home
+# with_xdg DIR CMD...: CMD with XDG_CACHE_HOME=DIR (the default feature
+# cache goes there) while the kernel caches of clipcl and PoCL stay where
+# they were: cold caches would recompile every kernel (seconds per command)
+with_xdg() {
+  local dir=$1; shift
+  local base=${XDG_CACHE_HOME:-${HOME:-/nonexistent}/.cache}
+  XDG_CACHE_HOME=$dir CLIPCL_CACHE_DIR=${CLIPCL_CACHE_DIR:-$base/clipcl} \
+    POCL_CACHE_DIR=${POCL_CACHE_DIR:-$base/pocl/kcache} "$@"
+}
 SYNTH=${BUILD:?BUILD not set}/datasets/clipcl-synth
 # make_synth DIR [extra clipcl-synth options]
 make_synth() {
