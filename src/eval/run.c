@@ -206,7 +206,8 @@ clipcl_status clipcl_encode_image_files(clipcl_model *m, const char *const *path
 
 clipcl_status clipcl_encode_texts(clipcl_model *m, clipcl_tokenizer *tk, const char *const *texts, size_t n,
                                   const clipcl_eval_options *opt, float *emb) {
-  if (!m || !tk || (n && (!texts || !emb))) return cc_fail(CLIPCL_ERR_ARG, "encode texts: bad arguments");
+  if (n == 0) return CLIPCL_OK;
+  if (!m || !tk || !texts || !emb) return cc_fail(CLIPCL_ERR_ARG, "encode texts: bad arguments");
   clipcl_eval_options o = opts_or_default(opt);
   const clipcl_config *c = clipcl_model_config(m);
   int T = c->text.context_length, E = c->embed_dim, V = c->text.vocab_size;
