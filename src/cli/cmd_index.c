@@ -136,7 +136,11 @@ int cmd_index(int argc, char **argv) {
       goto done;
     }
   }
-  if (added > 0 || !existed) {
+  if (!existed && added == 0) {
+    fprintf(stderr, "clipcl index: %s: none of the %d images could be read: no index written\n", images, n);
+    goto done;
+  }
+  if (added > 0) {
     if (clipcl_index_save(ix, out) != CLIPCL_OK) {
       cli_error("index");
       goto done;

@@ -82,13 +82,13 @@ static void print_table(const clipcl_zeroshot_result *r, const char *data, const
     int l = (int)strlen(r->classnames[c]);
     if (l > w) w = l;
   }
-  if (w > 40) w = 40;
+  if (w > 40) w = 40; /* longer names push their row's columns out instead */
   printf("per class:\n  %-*s  top-1   images\n", w, "class");
   for (int c = 0; c < r->classes; c++) {
     if (m->support[c] == 0)
-      printf("  %-*.*s      -  %7lld\n", w, w, r->classnames[c], 0LL);
+      printf("  %-*s      -  %7lld\n", w, r->classnames[c], 0LL);
     else
-      printf("  %-*.*s  %5.1f%%  %7lld\n", w, w, r->classnames[c], 100 * m->per_class[c], (long long)m->support[c]);
+      printf("  %-*s  %5.1f%%  %7lld\n", w, r->classnames[c], 100 * m->per_class[c], (long long)m->support[c]);
   }
 }
 

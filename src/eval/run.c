@@ -52,20 +52,27 @@ static void free_strings(char **v, size_t n) {
   free(v);
 }
 
-/* Grows *p (elements of size sz) to hold at least need; doubles. */
-static int grow(void **p, size_t *cap, size_t need, size_t sz) {
-  if (need <= *cap) return 0;
+/* Returns p grown to hold at least need elements of size sz (doubling
+ * *cap); when that fails, sets *failed and returns p unchanged. */
+static void *grow(void *p, size_t *cap, size_t need, size_t sz, int *failed) {
+  if (need <= *cap || *failed) return p;
   size_t c = *cap ? *cap : 256;
   while (c < need) {
-    if (c > SIZE_MAX / 2 / sz) return -1;
+    if (c > SIZE_MAX / 2 / sz) {
+      *failed = 1;
+      return p;
+    }
     c *= 2;
   }
-  void *q = realloc(*p, c * sz);
-  if (!q) return -1;
-  *p = q;
+  void *q = realloc(p, c * sz);
+  if (!q) {
+    *failed = 1;
+    return p;
+  }
   *cap = c;
-  return 0;
+  return q;
 }
+#define GROW(p, cap, need, failed) ((p) = grow((p), &(cap), (need), sizeof *(p), (failed)))
 
 /* ---- encoding ----------------------------------------------------------- */
 void clipcl_image_features_free(clipcl_image_features *f) {
@@ -115,10 +122,14 @@ clipcl_status clipcl_encode_dataset(clipcl_model *m, clipcl_dataset *ds, const c
     if ((st = clipcl_loader_next(l, &b))) break;
     if (b.n == 0) break;
     size_t need = f.n + (size_t)b.n;
-    if (need > SIZE_MAX / sizeof(float) / (size_t)E ||
-        grow((void **)&f.emb, &cap_e, need * (size_t)E, sizeof *f.emb) ||
-        (labelled && grow((void **)&f.labels, &cap_l, need, sizeof *f.labels)) ||
-        grow((void **)&f.rows, &cap_r, need, sizeof *f.rows) || grow((void **)&f.paths, &cap_p, need, sizeof *f.paths)) {
+    int grow_failed = need > SIZE_MAX / sizeof(float) / (size_t)E;
+    if (!grow_failed) {
+      GROW(f.emb, cap_e, need * (size_t)E, &grow_failed);
+      if (labelled) GROW(f.labels, cap_l, need, &grow_failed);
+      GROW(f.rows, cap_r, need, &grow_failed);
+      GROW(f.paths, cap_p, need, &grow_failed);
+    }
+    if (grow_failed) {
       st = cc_fail(CLIPCL_ERR_NOMEM, "encode data set: out of memory after %zu images", f.n);
       break;
     }
