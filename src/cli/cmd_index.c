@@ -24,7 +24,7 @@ static void index_help(void) {
          "folder INDEX: index.json (model identity, count), embeddings (.npy, L2-normalised) and the\n"
          "absolute paths. An existing index is extended: only paths it does not hold are embedded; an\n"
          "index built with another model (other weights or config) is refused. Unreadable images are\n"
-         "skipped and named on stderr. The folder is replaced atomically: a crash keeps the old index.\n",
+         "skipped and named on stderr. index.json is replaced last, so a crash keeps the old index whole.\n",
          index_usage);
 }
 

@@ -31,6 +31,7 @@ static void help(void) {
          "  --cache DIR      feature cache (default $XDG_CACHE_HOME/clipcl/features, else\n"
          "                   ~/.cache/clipcl/features); 'off' disables it. Keyed by the model's identity\n"
          "                   and the data (paths, labels, file sizes and times): a second run skips encoding.\n"
+         "  --seed N         seed of the train/validation split (default 0)\n"
          "  --json OUT       test_top1, lambda, sklearn_C, val_top1, n_train, n_val, n_test, dim, classes,\n"
          "                   objective, trials, model, train, test, cache_hits\n",
          usage_text);

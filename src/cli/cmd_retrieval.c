@@ -25,7 +25,8 @@ static void help(void) {
          "CSV's folder. Rows with a bad caption or an unreadable image are skipped and named on stderr\n"
          "(more than --max-bad-fraction of the rows, default 0.01, fails the run).\n"
          "  --json OUT   image_retrieval_recall@{1,5,10}, text_retrieval_recall@{1,5,10}, *_mean_rank,\n"
-         "               *_median_rank, n_images, n_texts, tie_rule, model, data, skipped_rows\n",
+         "               *_median_rank, n_images, n_texts, tie_rule, model, data, skipped_rows,\n"
+         "               unreadable_images\n",
          usage_text);
 }
 

@@ -31,7 +31,7 @@ static void help(void) {
          "                    templates) or 'simple' (their 7-template subset); default: the single\n"
          "                    template \"" CLIPCL_DEFAULT_TEMPLATE "\", since the ImageNet sets describe ImageNet photos\n"
          "  --json OUT        n, classes, top1, top5, mean_per_class_recall, chance, per_class, support,\n"
-         "                    classnames, confusion_matrix, templates, model, data\n"
+         "                    classnames, confusion_matrix, templates (count), model, data, bad_samples\n"
          "  --predictions F   CSV path,true_label,predicted_label,score (one row per image)\n"
          "  --confusion P     P.csv (rows true class, columns predicted) and P.png (heat map)\n"
          "Unreadable images are skipped and named on stderr; more than --max-bad-fraction of them (default\n"
