@@ -625,6 +625,139 @@ void clipcl_loader_counters(const clipcl_loader *l, int64_t *samples_seen, int64
 void clipcl_loader_free(clipcl_loader *l);
 /* ==== end of data sets and the loader ==================================== */
 
+/* ==== evaluation runs (src/eval/run.c, search_device.c) ===================
+ * The glue between a model, a data set and the evaluation math above: encode
+ * every image of a data set, run zero-shot classification or retrieval from
+ * data set to metrics, cache features, and score several search queries on
+ * the device. (Placed after the data set section because it uses its types.)
+ * Images get evaluation preprocessing (resize + centre crop) in file order.
+ * Nothing here prints; bad samples go to the on_bad callback, skipped and
+ * counted. Note that the encoders resize the model's inference workspaces. */
+typedef struct {
+  int batch;               /* images per encoder call; default 64 */
+  int workers;             /* decode threads; <= 0 (default): one per CPU */
+  int threads;             /* host threads for ranking; <= 0 (default): one per CPU */
+  double max_bad_fraction; /* of the samples; default 0.01 */
+  int keep_embeddings;     /* 1: results keep the image (and text) embeddings */
+  clipcl_bad_sample_fn on_bad; /* may be NULL */
+  void *user;
+  /* called after each batch (may be NULL): stage "images" or "texts",
+   * items done, total (-1 when unknown) */
+  void (*progress)(void *user, const char *stage, int64_t done, int64_t total);
+} clipcl_eval_options;
+void clipcl_eval_options_init(clipcl_eval_options *o);
+
+/* The embeddings of a data set's images, in file order, bad samples left out. */
+typedef struct {
+  size_t n;
+  int dim;
+  float *emb;       /* n x dim, L2-normalised */
+  int32_t *labels;  /* n, NULL when the data set has no labels */
+  int64_t *rows;    /* n: the data set row (-1 for tar samples) */
+  char **paths;     /* n: image path as opened (NULL entries for tar samples) */
+  int64_t bad;      /* samples skipped */
+} clipcl_image_features;
+
+/* Every image of ds (CSV, folder or tar) through the loader in evaluation
+ * mode. Fails when more than max_bad_fraction of the samples are bad, or when
+ * none is readable. */
+clipcl_status clipcl_encode_dataset(clipcl_model *m, clipcl_dataset *ds, const clipcl_eval_options *o,
+                                    clipcl_image_features *out);
+void clipcl_image_features_free(clipcl_image_features *f);
+
+/* Image files by path into emb (n x dim, normalised). A file that cannot be
+ * read or decoded gets ok[i] = 0 (ok may be NULL), a zero row, a call to
+ * on_bad, and is counted in *n_bad (may be NULL); only bad arguments, device
+ * errors and memory fail the call. */
+clipcl_status clipcl_encode_image_files(clipcl_model *m, const char *const *paths, size_t n,
+                                        const clipcl_eval_options *o, float *emb, uint8_t *ok, size_t *n_bad);
+/* Texts into emb (n x dim, normalised): tokenised with the model's context
+ * length; a text that is not UTF-8 or gives an id beyond the model's
+ * vocabulary fails the call, naming text i. */
+clipcl_status clipcl_encode_texts(clipcl_model *m, clipcl_tokenizer *tk, const char *const *texts, size_t n,
+                                  const clipcl_eval_options *o, float *emb);
+
+/* The template used when none is given: CLIP's baseline prompt. Neutral for
+ * data that is not ImageNet; "openai" (80) and "simple" (7) are the ImageNet
+ * ensembles. */
+#define CLIPCL_DEFAULT_TEMPLATE "a photo of a {}."
+
+typedef struct {
+  clipcl_zeroshot_metrics metrics;
+  size_t n;           /* images classified */
+  int classes, k;     /* k = min(5, classes) predictions per image */
+  int dim, templates;
+  char **classnames;  /* [classes] the class texts put into the templates */
+  int32_t *labels;    /* [n] true class */
+  int32_t *topk;      /* [n*k] predicted classes, best first */
+  float *topk_score;  /* [n*k] their cosine similarities */
+  char **paths;       /* [n] image paths (NULL entries for tar samples) */
+  float *class_emb;   /* [classes*dim] the classifier (always kept) */
+  float *image_emb;   /* [n*dim] with keep_embeddings, else NULL */
+  int64_t bad;        /* images skipped */
+} clipcl_zeroshot_result;
+
+/* Zero-shot classification of a labelled data set (an image folder, or a
+ * CSV opened with label_key). classnames NULL: a folder's sub-folder names
+ * with '_' read as a space (a CSV then fails: it has no names). A folder
+ * needs exactly one name per class folder, a CSV at least (largest label +
+ * 1). templates NULL: CLIPCL_DEFAULT_TEMPLATE. Builds the classifier (every
+ * class x template encoded, clipcl_zeroshot_classifier), encodes the images,
+ * ranks with clipcl_topk, computes the metrics. */
+clipcl_status clipcl_zeroshot_run(clipcl_model *m, clipcl_tokenizer *tk, clipcl_dataset *ds,
+                                  const clipcl_text_list *classnames, const clipcl_text_list *templates,
+                                  const clipcl_eval_options *o, clipcl_zeroshot_result *out);
+void clipcl_zeroshot_result_free(clipcl_zeroshot_result *r);
+
+typedef struct {
+  clipcl_retrieval_metrics metrics;
+  size_t n_images, n_texts;
+  int dim;
+  char **image_paths;  /* [n_images] in order of first appearance */
+  int64_t *text_rows;  /* [n_texts] manifest row of each caption */
+  int32_t *text_image; /* [n_texts] image of each caption */
+  float *image_emb;    /* [n_images*dim] with keep_embeddings, else NULL */
+  float *text_emb;     /* [n_texts*dim] likewise */
+  int64_t bad_rows;    /* captions dropped: bad rows, bad captions, unreadable images */
+  int64_t bad_images;  /* distinct unreadable images */
+} clipcl_retrieval_result;
+
+/* Retrieval on a CSV image-caption manifest: rows naming the same image path
+ * are one image with several captions (images numbered by first appearance,
+ * captions in row order). An unreadable image drops its captions; a bad row
+ * or caption drops that caption. Fails when more than max_bad_fraction of
+ * the rows are dropped. */
+clipcl_status clipcl_retrieval_run(clipcl_model *m, clipcl_tokenizer *tk, clipcl_dataset *ds,
+                                   const clipcl_eval_options *o, clipcl_retrieval_result *out);
+void clipcl_retrieval_result_free(clipcl_retrieval_result *r);
+
+/* What a data set's features depend on besides the model: FNV-1a 64 over the
+ * kind and, per sample, the resolved image path, the label and the file's
+ * size and modification time (tar: each shard's path, size and time), as 16
+ * hex digits + NUL into out[17]. Stats every file. */
+clipcl_status clipcl_dataset_fingerprint(clipcl_dataset *ds, char out[17]);
+/* clipcl_encode_dataset through a feature cache: cache_dir NULL encodes
+ * without one; else the files are cache_dir/<data set name>-<hash>.{npy,
+ * labels.npy,json} keyed by model_id + fingerprint + the image size; a hit
+ * skips encoding (*hit = 1; paths and rows are then NULL), a miss encodes
+ * and saves. cache_dir is created (one level) when missing. */
+clipcl_status clipcl_encode_dataset_cached(clipcl_model *m, const char *model_id, clipcl_dataset *ds,
+                                           const char *cache_dir, const clipcl_eval_options *o,
+                                           clipcl_image_features *out, int *hit);
+
+/* clipcl_index_search for nq queries at once (hits: nq*k, query q's at
+ * hits[q*k]; *n_hits = min(k, count) for every query). where: 0 scores on
+ * the host (canonical scores, as clipcl_index_search), 1 on the model's
+ * device (blocks of index rows uploaded, one GEMM per block against all
+ * queries; scores may differ from the host's in the last bits), -1 picks:
+ * the device from 2^20 query-row pairs on (faster there even on PoCL; see
+ * search_device.c), unless the environment variable CLIPCL_SEARCH=host|device
+ * says otherwise. m may be NULL for the host. *used (may be NULL) gets 0 or 1. */
+clipcl_status clipcl_index_search_many(const clipcl_index *ix, clipcl_model *m, const char *model_id,
+                                       const float *queries, int nq, int k, int where, int threads,
+                                       clipcl_search_hit *hits, int *n_hits, int *used);
+/* ==== end of evaluation runs ============================================= */
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,11 @@ int cmd_init(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_zeroshot(int argc, char **argv);
+int cmd_retrieval(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+int cmd_search(int argc, char **argv);
 
 /* Prints "clipcl <cmd>: <last error>" to stderr and returns 1. */
 int cli_error(const char *cmd);
@@ -31,4 +36,42 @@ void cli_free_lines(char **lines, int n);
  * or a text file with one path per line (relative to the file's folder).
  * Returns the count or -1 (printed). */
 int cli_image_paths(const char *cmd, const char *spec, char ***paths);
+
+/* ---- shared by the evaluation commands (eval_common.c) ---- */
+typedef struct {
+  const char *model, *config, *device;
+  const char *img_key, *caption_key, *label_key, *separator; /* CSV columns */
+  long batch, workers;
+  double max_bad; /* --max-bad-fraction, default 0.01 */
+} cli_eval_opts;
+void cli_eval_opts_init(cli_eval_opts *o);
+/* argv[*i] is one of the options above: consumes it (and its value) and
+ * returns 1; 0 when it is not; -1 on a bad value (printed). */
+int cli_eval_opt(const char *cmd, int argc, char **argv, int *i, cli_eval_opts *o);
+
+/* A device, a model, a tokenizer and evaluation options whose callbacks
+ * print skipped samples ("clipcl <cmd>: skipped <where>: <why>") and, on a
+ * terminal, progress. */
+typedef struct {
+  const char *cmd;
+  clipcl_device *dev;
+  clipcl_model *model;
+  clipcl_tokenizer *tok;
+  clipcl_eval_options eval;
+  int tty, progress_shown;
+  long skipped;
+} cli_session;
+/* 0, or -1 after printing the error. */
+int cli_session_open(cli_session *s, const char *cmd, const cli_eval_opts *o, int need_tokenizer);
+void cli_session_close(cli_session *s);
+void cli_progress_end(cli_session *s);
+/* A directory opens as an image folder, anything else as a CSV/TSV with
+ * integer labels (--csv-label-key, default "label"). NULL (printed) on error. */
+clipcl_dataset *cli_open_labelled(const char *cmd, const char *spec, const cli_eval_opts *o);
+/* Writes the library's JSON text (freed here) with the keys of extra (may
+ * be NULL; its reference is taken) added, atomically. 0 or 1 (printed). */
+struct json_t;
+int cli_write_report(const char *cmd, const char *path, char *json, struct json_t *extra);
+/* clipcl_model_identity, printed on failure: 0 or 1. */
+int cli_model_id(const char *cmd, clipcl_model *m, char *out, size_t cap);
 #endif

@@ -14,8 +14,13 @@ static const struct {
     {"init", cmd_init, "write freshly initialised weights for a model config"},
     {"info", cmd_info, "print a weights file's or config's architecture and size"},
     {"embed", cmd_embed, "image/text embeddings of a model as .npy files"},
-    {"train", cmd_train, "train a CLIP model on image-caption pairs"},
     {"convert", cmd_convert, "rewrite weights with OpenAI/open_clip or HF transformers names"},
+    {"train", cmd_train, "train a CLIP model on image-caption pairs"},
+    {"zeroshot", cmd_zeroshot, "zero-shot classification of a labelled image folder or CSV"},
+    {"retrieval", cmd_retrieval, "image-text retrieval recall@k on a CSV of image-caption pairs"},
+    {"probe", cmd_probe, "linear probe: logistic regression on frozen image features"},
+    {"index", cmd_index, "build or extend an image search index"},
+    {"search", cmd_search, "search an index with a text or an image"},
 };
 
 static void usage(FILE *f) {
