@@ -134,7 +134,7 @@ static int parse(int argc, char **argv, train_args *a) {
     fprintf(stderr, "clipcl train: give --epochs or --steps, not both\n");
     return 2;
   }
-  if ((a->zs_data == NULL) != (a->zs_classnames == NULL) && a->zs_classnames) {
+  if (!a->zs_data && (a->zs_classnames || a->zs_templates)) {
     fprintf(stderr, "clipcl train: --zeroshot-classnames needs --zeroshot-data\n");
     return 2;
   }
@@ -383,6 +383,13 @@ int cmd_train(int argc, char **argv) {
       if (tty) printf("\n");
       double ep_done = steps_per_epoch > 0 ? (double)step / steps_per_epoch : (double)epoch + 1;
       if (vld && cc_report_val_loss(&rep, t, vld, vpix, vids, N, step, ep_done, mf) != 0) goto done;
+      /* every --zeroshot-frequency epochs (counted in whole epochs), and at the end */
+      long ep_int = steps_per_epoch > 0 ? step / steps_per_epoch : 0;
+      long freq = a.zs_frequency >= 1 ? (long)a.zs_frequency : 1;
+      if (a.zs_data && (last || (a.zs_frequency > 0 && epoch_end && ep_int % freq == 0)) &&
+          cc_report_zeroshot(&rep, m, tok, a.zs_data, a.zs_classnames, a.zs_templates, (int)a.workers, step,
+                             ep_done, mf) != 0)
+        goto done;
     }
     if (step % save_every == 0 || last) {
       clipcl_loader_pos pos;

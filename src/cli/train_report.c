@@ -1,7 +1,9 @@
 /* train_report.c: see train_report.h. */
+#define _DEFAULT_SOURCE /* realpath */
 #include "cli/train_report.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +16,8 @@ void cc_report_init(cc_report *r) { memset(r, 0, sizeof *r); }
 void cc_report_free(cc_report *r) {
   free(r->loss);
   free(r->val);
-  free(r->zeroshot_json);
+  free(r->zs);
+  if (r->have_last) clipcl_zeroshot_result_free(&r->last);
   free(r->config_json);
   memset(r, 0, sizeof *r);
 }
@@ -28,6 +31,17 @@ static void push(cc_point **v, size_t *n, size_t *cap, cc_point p) {
     *cap = nc;
   }
   (*v)[(*n)++] = p;
+}
+
+static void push_zs(cc_report *r, cc_zs_point p) {
+  if (r->nzs == r->cap_zs) {
+    size_t nc = r->cap_zs ? 2 * r->cap_zs : 16;
+    cc_zs_point *nv = realloc(r->zs, nc * sizeof *nv);
+    if (!nv) return;
+    r->zs = nv;
+    r->cap_zs = nc;
+  }
+  r->zs[r->nzs++] = p;
 }
 
 void cc_report_add_loss(cc_report *r, long step, double loss) {
@@ -60,6 +74,9 @@ void cc_report_load_metrics(cc_report *r, const char *dir, long upto) {
       if (type && !strcmp(type, "val"))
         push(&r->val, &r->nval, &r->cap_val,
              (cc_point){step, json_number_value(json_object_get(j, "epoch")), v});
+      if (type && !strcmp(type, "zeroshot")) push_zs(r, (cc_zs_point){step, json_number_value(json_object_get(j, "epoch")),
+             json_number_value(json_object_get(j, "top1")), json_number_value(json_object_get(j, "top5")),
+             json_number_value(json_object_get(j, "chance"))});
     }
     json_decref(j);
   }
@@ -99,6 +116,64 @@ int cc_report_val_loss(cc_report *r, cc_trainer *t, clipcl_loader *vld, float *p
   return 0;
 }
 
+static int ends_with(const char *s, const char *suf) {
+  size_t a = strlen(s), b = strlen(suf);
+  return a >= b && !strcmp(s + a - b, suf);
+}
+
+static void zs_bad(void *user, const clipcl_bad_sample *b) {
+  (void)user;
+  fprintf(stderr, "clipcl train: zero-shot: skipped %s: %s\n", b->source, b->reason);
+}
+
+int cc_report_zeroshot(cc_report *r, clipcl_model *m, clipcl_tokenizer *tok, const char *data,
+                       const char *classnames, const char *templates, int workers, long step, double epoch,
+                       FILE *mf) {
+  clipcl_dataset_options dop;
+  clipcl_dataset_options_init(&dop);
+  if (ends_with(data, ".csv") || ends_with(data, ".tsv")) dop.label_key = "label";
+  clipcl_dataset *ds = NULL;
+  clipcl_text_list names = {0, NULL}, tmpl = {0, NULL};
+  clipcl_zeroshot_result res;
+  memset(&res, 0, sizeof res);
+  int rc = 1, have_res = 0;
+  if (clipcl_dataset_open(data, &dop, &ds) != CLIPCL_OK) goto fail;
+  if (classnames && clipcl_text_list_load(classnames, CLIPCL_LIST_CLASSNAMES, &names) != CLIPCL_OK) goto fail;
+  if (templates && clipcl_templates_get(templates, &tmpl) != CLIPCL_OK) goto fail;
+  clipcl_eval_options o;
+  clipcl_eval_options_init(&o);
+  o.workers = workers;
+  o.keep_embeddings = 1;
+  o.on_bad = zs_bad;
+  if (clipcl_zeroshot_run(m, tok, ds, classnames ? &names : NULL, templates ? &tmpl : NULL, &o, &res) != CLIPCL_OK)
+    goto fail;
+  have_res = 1;
+  double chance = 1.0 / res.classes;
+  fprintf(mf,
+          "{\"type\": \"zeroshot\", \"step\": %ld, \"epoch\": %.4g, \"top1\": %.6f, \"top5\": %.6f, "
+          "\"mean_per_class_recall\": %.6f, \"n\": %zu, \"classes\": %d, \"chance\": %.6f}\n",
+          step, epoch, res.metrics.top1, res.metrics.top5, res.metrics.mean_per_class_recall, res.n, res.classes,
+          chance);
+  fflush(mf);
+  printf("zero-shot on %s: top-1 %.1f%%, top-%d %.1f%% (chance %.1f%%), %zu images\n", data,
+         100 * res.metrics.top1, res.k, 100 * res.metrics.top5, 100 * chance, res.n);
+  push_zs(r, (cc_zs_point){step, epoch, res.metrics.top1, res.metrics.top5, chance});
+  if (r->have_last) clipcl_zeroshot_result_free(&r->last);
+  r->last = res;
+  r->have_last = 1;
+  have_res = 0;
+  rc = 0;
+  goto done;
+fail:
+  fprintf(stderr, "clipcl train: zero-shot evaluation: %s\n", clipcl_last_error());
+done:
+  if (have_res) clipcl_zeroshot_result_free(&res);
+  clipcl_text_list_free(&names);
+  clipcl_text_list_free(&tmpl);
+  clipcl_dataset_free(ds);
+  return rc;
+}
+
 static void html_escape(FILE *f, const char *s) {
   for (; s && *s; s++) {
     switch (*s) {
@@ -108,6 +183,57 @@ static void html_escape(FILE *f, const char *s) {
       case '"': fputs("&quot;", f); break;
       default: fputc(*s, f);
     }
+  }
+}
+
+/* Per-class accuracy of the last zero-shot run, and for a few classes the
+ * images whose embeddings are closest to the class's text embedding. */
+static void write_examples(FILE *f, const clipcl_zeroshot_result *z) {
+  const clipcl_zeroshot_metrics *mt = &z->metrics;
+  fprintf(f, "<h3>Per class (last evaluation, %zu images)</h3>\n<table><tr><th>class</th><th>images</th>"
+             "<th>top-1</th></tr>\n", z->n);
+  for (int c = 0; c < z->classes; c++) {
+    fprintf(f, "<tr><td style=\"text-align:left\">");
+    html_escape(f, z->classnames[c]);
+    if (isnan(mt->per_class[c])) fprintf(f, "</td><td>0</td><td>-</td></tr>\n");
+    else fprintf(f, "</td><td>%lld</td><td>%.1f%%</td></tr>\n", (long long)mt->support[c], 100 * mt->per_class[c]);
+  }
+  fprintf(f, "</table>\n");
+  if (!z->image_emb || !z->class_emb || !z->n) return;
+  fprintf(f, "<h3>Retrieved examples</h3>\n<p>For each class text, the four images of the evaluation set whose "
+             "embeddings are most similar.</p>\n");
+  int shown = z->classes < 6 ? z->classes : 6;
+  for (int c = 0; c < shown; c++) {
+    int best[4] = {-1, -1, -1, -1};
+    float bs[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    for (size_t i = 0; i < z->n; i++) {
+      float s = 0;
+      for (int d = 0; d < z->dim; d++) s += z->image_emb[i * z->dim + d] * z->class_emb[(size_t)c * z->dim + d];
+      for (int k = 0; k < 4; k++)
+        if (s > bs[k]) {
+          for (int j = 3; j > k; j--) {
+            bs[j] = bs[j - 1];
+            best[j] = best[j - 1];
+          }
+          bs[k] = s;
+          best[k] = (int)i;
+          break;
+        }
+    }
+    fprintf(f, "<p><b>");
+    html_escape(f, z->classnames[c]);
+    fprintf(f, "</b><br>");
+    for (int k = 0; k < 4 && best[k] >= 0; k++) {
+      const char *p = z->paths ? z->paths[best[k]] : NULL;
+      char abs[4096];
+      if (!p || !realpath(p, abs)) continue;
+      int hit = z->labels[best[k]] == c;
+      fprintf(f, "<img class=\"t\" src=\"file://");
+      html_escape(f, abs);
+      fprintf(f, "\" alt=\"%.3f\" title=\"%.3f %s\" style=\"border:3px solid %s\">", bs[k], bs[k],
+              hit ? "(correct class)" : "(other class)", hit ? "#3a3" : "#c33");
+    }
+    fprintf(f, "</p>\n");
   }
 }
 
@@ -171,11 +297,15 @@ int cc_report_write(cc_report *r, const char *dir, const char *title) {
               r->val[i].value);
     fprintf(f, "</table>\n");
   }
-  if (r->zeroshot_json) {
-    fprintf(f, "<h2>Zero-shot</h2>\n<pre>");
-    html_escape(f, r->zeroshot_json);
-    fprintf(f, "</pre>\n");
+  if (r->nzs) {
+    fprintf(f, "<h2>Zero-shot classification</h2>\n<table><tr><th>step</th><th>epoch</th><th>top-1</th>"
+               "<th>top-5</th><th>chance</th></tr>\n");
+    for (size_t i = 0; i < r->nzs; i++)
+      fprintf(f, "<tr><td>%ld</td><td>%.3g</td><td>%.1f%%</td><td>%.1f%%</td><td>%.1f%%</td></tr>\n", r->zs[i].step,
+              r->zs[i].epoch, 100 * r->zs[i].top1, 100 * r->zs[i].top5, 100 * r->zs[i].chance);
+    fprintf(f, "</table>\n");
   }
+  if (r->have_last) write_examples(f, &r->last);
   if (r->config_json) {
     fprintf(f, "<h2>Model</h2>\n<pre>");
     html_escape(f, r->config_json);
