@@ -49,18 +49,21 @@ __kernel void gelu_fwd(__global float *out, ulong out_off, __global const float 
   (quick ? ((s) = 1.0f / (1.0f + exp(-1.702f * (x))), (s) + 1.702f * (x) * (s) * (1.0f - (s))) \
          : 0.5f * (1.0f + erf((x) * INV_SQRT2)) + (x) * INV_SQRT_2PI * exp(-0.5f * (x) * (x)))
 
+/* dinp (+)= dout * gelu'(inp); accumulate = 0 overwrites dinp. */
 __kernel void gelu_bwd(__global float *dinp, ulong din_off, __global const float *inp, ulong in_off,
-                       __global const float *dout, ulong dout_off, ulong n, int quick) {
+                       __global const float *dout, ulong dout_off, ulong n, int quick, int accumulate) {
   ulong i = get_global_id(0) * 16;
   if (i + 16 <= n) {
     float16 x = vload16(0, inp + in_off + i), s;
     float16 g = GELU_G(x, s);
-    float16 d = vload16(0, dinp + din_off + i) + vload16(0, dout + dout_off + i) * g;
+    float16 d = vload16(0, dout + dout_off + i) * g;
+    if (accumulate) d += vload16(0, dinp + din_off + i);
     vstore16(d, 0, dinp + din_off + i);
   } else {
     for (; i < n; i++) {
       float x = inp[in_off + i], s;
-      dinp[din_off + i] += dout[dout_off + i] * GELU_G(x, s);
+      float d = dout[dout_off + i] * GELU_G(x, s);
+      dinp[din_off + i] = accumulate ? dinp[din_off + i] + d : d;
     }
   }
 }

@@ -347,14 +347,35 @@ __kernel void add_bias(__global float *C, ulong c_off, int ldc, ulong sC, __glob
   C[c_off + (ulong)z * sC + (ulong)i * ldc + j] += bias[bias_off + j];
 }
 
-/* out[j] (+)= sum_i x[i*ld + j], rows summed in order: deterministic. */
-__kernel void colsum(__global float *out, ulong out_off, __global const float *x, ulong x_off,
-                     int rows, int cols, int ld, int accumulate) {
+/* Column sums in two deterministic stages: colsum_part sums a chunk of
+ * `chunk` rows for 16 columns per work-item (float16 loads along the row),
+ * colsum_final adds the chunks' partial sums in order. */
+__kernel void colsum_part(__global float *part, __global const float *x, ulong x_off, int rows, int cols, int ld,
+                          int chunk) {
+  int cb = get_global_id(0), r = get_global_id(1);
+  int j0 = cb * 16, i0 = r * chunk, i1 = min(rows, i0 + chunk);
+  if (j0 >= cols) return;
+  __global const float *p = x + x_off + j0;
+  __global float *out = part + (ulong)r * cols + j0;
+  if (j0 + 16 <= cols) {
+    float16 s = (float16)(0.0f);
+    for (int i = i0; i < i1; i++) s += vload16(0, p + (ulong)i * ld);
+    vstore16(s, 0, out);
+  } else {
+    for (int j = 0; j0 + j < cols; j++) {
+      float s = 0.0f;
+      for (int i = i0; i < i1; i++) s += p[(ulong)i * ld + j];
+      out[j] = s;
+    }
+  }
+}
+
+__kernel void colsum_final(__global float *out, ulong out_off, __global const float *part, int nparts, int cols,
+                           int accumulate) {
   int j = get_global_id(0);
   if (j >= cols) return;
-  __global const float *p = x + x_off + j;
   float s = 0.0f;
-  for (int i = 0; i < rows; i++) s += p[(ulong)i * ld];
+  for (int r = 0; r < nparts; r++) s += part[(ulong)r * cols + j];
   if (accumulate) out[out_off + j] += s;
   else out[out_off + j] = s;
 }

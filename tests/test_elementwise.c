@@ -92,6 +92,15 @@ int main(void) {
       for (size_t i = 0; i < n; i++) want[i] += 1.0;
       snprintf(name, sizeof name, "%s_bwd n=%zu", act, n);
       th_close(name, got, want, n, 4e-6, 4e-6);
+      /* the overwriting variant ignores what dinp held */
+      cc_view dset = th_dev(rt, ones, n);
+      TH_OK(cc_gelu_bwd_set(rt, dset, da, db, n, quick));
+      float *gs = th_alloc(n);
+      th_get(rt, dset, gs, n);
+      for (size_t i = 0; i < n; i++) want[i] -= 1.0;
+      snprintf(name, sizeof name, "%s_bwd_set n=%zu", act, n);
+      th_close(name, gs, want, n, 4e-6, 4e-6);
+      for (size_t i = 0; i < n; i++) want[i] += 1.0;
 
       if (n <= 129) {
         /* reference backward vs finite differences of the reference forward */

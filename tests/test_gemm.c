@@ -133,6 +133,15 @@ static void linear_suite(cc_rt *rt) {
     th_close(name, ggw, rw, nw, 1e-5 * sqrt((double)N), 1e-5);
     snprintf(name, sizeof name, "linear_bwd db N%d IC%d OC%d", N, IC, OC);
     th_close(name, ggb, rb, OC, 1e-5 * sqrt((double)N), 1e-5);
+    /* the overwriting variant: dinp = dout @ w whatever it held; dw, db still add */
+    cc_view si = th_dev(rt, half_i, ni);
+    TH_OK(cc_linear_bwd_set(rt, si, cc_none(), cc_none(), dy, c.di, c.dw, N, IC, OC));
+    float *gsi = th_alloc(ni);
+    th_get(rt, si, gsi, ni);
+    for (size_t i = 0; i < ni; i++) ri[i] -= 0.5;
+    snprintf(name, sizeof name, "linear_bwd_set dinp N%d IC%d OC%d", N, IC, OC);
+    th_close(name, gsi, ri, ni, 1e-5 * sqrt((double)OC), 1e-5);
+    for (size_t i = 0; i < ni; i++) ri[i] += 0.5;
     /* finite differences of the device forward vs the device gradient */
     for (size_t i = 0; i < ni; i++) ggi[i] -= 0.5f;
     for (size_t i = 0; i < nw; i++) ggw[i] -= 0.5f;

@@ -206,25 +206,20 @@ static clipcl_status blocks_backward(cc_model *m, const cc_tower_dims *d, cc_tow
     cc_block_acts *a = &w->blk[l];
     cc_view x = l == 0 ? w->x0 : w->blk[l - 1].res_out;
     /* MLP branch: res_out = res_mid + c_proj(act(c_fc(ln_2(res_mid)))) */
-    CC_TRY(cc_fill(rt, w->dfca, NM, 0.0f));
-    CC_TRY(cc_linear_bwd(rt, w->dfca, cc_G(m, o->proj_w), cc_G(m, o->proj_b), w->dres, a->fca,
-                         cc_P(m, o->proj_w), N, M, C));
-    CC_TRY(cc_fill(rt, w->dfc, NM, 0.0f));
-    CC_TRY(cc_gelu_bwd(rt, w->dfc, a->fc, w->dfca, NM, quick));
-    CC_TRY(cc_fill(rt, w->dln, NC, 0.0f));
-    CC_TRY(cc_linear_bwd(rt, w->dln, cc_G(m, o->fc_w), cc_G(m, o->fc_b), w->dfc, a->ln2, cc_P(m, o->fc_w), N, C,
-                         M));
+    CC_TRY(cc_linear_bwd_set(rt, w->dfca, cc_G(m, o->proj_w), cc_G(m, o->proj_b), w->dres, a->fca,
+                             cc_P(m, o->proj_w), N, M, C));
+    CC_TRY(cc_gelu_bwd_set(rt, w->dfc, a->fc, w->dfca, NM, quick));
+    CC_TRY(cc_linear_bwd_set(rt, w->dln, cc_G(m, o->fc_w), cc_G(m, o->fc_b), w->dfc, a->ln2, cc_P(m, o->fc_w), N,
+                             C, M));
     CC_TRY(cc_layernorm_bwd(rt, w->dres, cc_G(m, o->ln2_w), cc_G(m, o->ln2_b), w->dln, a->res_mid,
                             cc_P(m, o->ln2_w), a->mean2, a->rstd2, N, C));
     /* attention branch: res_mid = x + out_proj(attn(in_proj(ln_1(x)))) */
-    CC_TRY(cc_fill(rt, w->datty, NC, 0.0f));
-    CC_TRY(cc_linear_bwd(rt, w->datty, cc_G(m, o->out_w), cc_G(m, o->out_b), w->dres, a->atty, cc_P(m, o->out_w),
-                         N, C, C));
+    CC_TRY(cc_linear_bwd_set(rt, w->datty, cc_G(m, o->out_w), cc_G(m, o->out_b), w->dres, a->atty,
+                             cc_P(m, o->out_w), N, C, C));
     CC_TRY(cc_fill(rt, w->dqkv, NC * 3, 0.0f));
     CC_TRY(cc_attention_bwd(rt, w->dqkv, w->datty, a->qkvr, a->att, B, d->T, C, d->H, causal));
-    CC_TRY(cc_fill(rt, w->dln, NC, 0.0f));
-    CC_TRY(cc_linear_bwd(rt, w->dln, cc_G(m, o->qkv_w), cc_G(m, o->qkv_b), w->dqkv, a->ln1, cc_P(m, o->qkv_w), N,
-                         C, 3 * C));
+    CC_TRY(cc_linear_bwd_set(rt, w->dln, cc_G(m, o->qkv_w), cc_G(m, o->qkv_b), w->dqkv, a->ln1,
+                             cc_P(m, o->qkv_w), N, C, 3 * C));
     CC_TRY(cc_layernorm_bwd(rt, w->dres, cc_G(m, o->ln1_w), cc_G(m, o->ln1_b), w->dln, x, cc_P(m, o->ln1_w),
                             a->mean1, a->rstd1, N, C));
   }

@@ -333,10 +333,23 @@ clipcl_status cc_gemm(cc_rt *rt, const cc_gemm_desc *g) {
 }
 
 clipcl_status cc_colsum(cc_rt *rt, cc_view out, cc_view x, int rows, int cols, int ld, int accumulate) {
-  cc_kernel *k;
-  CC_TRY(cc_kernel_get(rt, "gemm.cl", "colsum", NULL, &k));
-  size_t gws = (size_t)cols;
-  return CC_LAUNCH(rt, k, 1, &gws, NULL, CC_VIEW(out), CC_VIEW(x), CC_INT(rows), CC_INT(cols), CC_INT(ld),
+  if (cols <= 0) return CLIPCL_OK;
+  const int chunk = 64; /* rows per partial sum: fixed, so results do not depend on the device */
+  int nparts = rows > 0 ? (rows + chunk - 1) / chunk : 1;
+  cl_mem part;
+  CC_TRY(cc_scratch(rt, 6, (size_t)nparts * cols * 4, &part));
+  cc_kernel *kp, *kf;
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "colsum_part", NULL, &kp));
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "colsum_final", NULL, &kf));
+  if (rows > 0) {
+    size_t g[2] = {((size_t)cols + 15) / 16, (size_t)nparts}, l[2] = {1, 1};
+    CC_TRY(CC_LAUNCH(rt, kp, 2, g, l, CC_MEM(part), CC_VIEW(x), CC_INT(rows), CC_INT(cols), CC_INT(ld),
+                     CC_INT(chunk)));
+  } else {
+    CC_TRY(cc_fill(rt, (cc_view){part, 0}, (size_t)cols, 0.0f));
+  }
+  size_t gf = cc_round_up((size_t)cols, 64), lf = 64;
+  return CC_LAUNCH(rt, kf, 1, &gf, &lf, CC_VIEW(out), CC_MEM(part), CC_INT(nparts), CC_INT(cols),
                    CC_INT(accumulate));
 }
 
@@ -347,10 +360,10 @@ clipcl_status cc_linear_fwd(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_v
   return cc_gemm(rt, &g);
 }
 
-clipcl_status cc_linear_bwd(cc_rt *rt, cc_view dinp, cc_view dw, cc_view dbias, cc_view dout, cc_view inp,
-                            cc_view w, int N, int IC, int OC) {
+static clipcl_status linear_bwd(cc_rt *rt, cc_view dinp, cc_view dw, cc_view dbias, cc_view dout, cc_view inp,
+                                cc_view w, int N, int IC, int OC, float beta_dinp) {
   if (dinp.buf) {
-    cc_gemm_desc g = {.M = N, .N = IC, .K = OC, .alpha = 1.0f, .beta = 1.0f, .A = dout, .B = w, .C = dinp,
+    cc_gemm_desc g = {.M = N, .N = IC, .K = OC, .alpha = 1.0f, .beta = beta_dinp, .A = dout, .B = w, .C = dinp,
                       .lda = OC, .ldb = IC, .ldc = IC};
     CC_TRY(cc_gemm(rt, &g));
   }
@@ -361,4 +374,14 @@ clipcl_status cc_linear_bwd(cc_rt *rt, cc_view dinp, cc_view dw, cc_view dbias, 
   }
   if (dbias.buf) CC_TRY(cc_colsum(rt, dbias, dout, N, OC, OC, 1));
   return CLIPCL_OK;
+}
+
+clipcl_status cc_linear_bwd(cc_rt *rt, cc_view dinp, cc_view dw, cc_view dbias, cc_view dout, cc_view inp,
+                            cc_view w, int N, int IC, int OC) {
+  return linear_bwd(rt, dinp, dw, dbias, dout, inp, w, N, IC, OC, 1.0f);
+}
+
+clipcl_status cc_linear_bwd_set(cc_rt *rt, cc_view dinp, cc_view dw, cc_view dbias, cc_view dout, cc_view inp,
+                                cc_view w, int N, int IC, int OC) {
+  return linear_bwd(rt, dinp, dw, dbias, dout, inp, w, N, IC, OC, 0.0f);
 }

@@ -51,6 +51,9 @@ clipcl_status cc_linear_fwd(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_v
 /* dinp += dout @ w; dw += dout^T @ inp; dbias += colsum(dout). */
 clipcl_status cc_linear_bwd(cc_rt *rt, cc_view dinp, cc_view dw, cc_view dbias, cc_view dout,
                             cc_view inp, cc_view w, int N, int IC, int OC);
+/* The same, but dinp = dout @ w is overwritten (saves zeroing it first). */
+clipcl_status cc_linear_bwd_set(cc_rt *rt, cc_view dinp, cc_view dw, cc_view dbias, cc_view dout,
+                                cc_view inp, cc_view w, int N, int IC, int OC);
 
 /* ---- elementwise (elementwise.c) ---------------------------------------- */
 /* out = a + b (residual connection; out may alias a). */
@@ -63,6 +66,8 @@ clipcl_status cc_scale(cc_rt *rt, cc_view x, float alpha, size_t n);
 clipcl_status cc_gelu_fwd(cc_rt *rt, cc_view out, cc_view inp, size_t n, int quick);
 /* dinp += dout * gelu'(inp) */
 clipcl_status cc_gelu_bwd(cc_rt *rt, cc_view dinp, cc_view inp, cc_view dout, size_t n, int quick);
+/* dinp = dout * gelu'(inp) (overwritten) */
+clipcl_status cc_gelu_bwd_set(cc_rt *rt, cc_view dinp, cc_view inp, cc_view dout, size_t n, int quick);
 
 /* ---- LayerNorm (layernorm.c), eps 1e-5, over the last dimension ---------- */
 /* out (N,C); mean, rstd (N) saved for backward. */
