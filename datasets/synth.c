@@ -75,6 +75,7 @@ typedef struct {
   const char *holdout_list;
   double p_clutter, p_noise, p_gradient;
   int files, tar, shard_size, threads, quiet;
+  double p_partial;
 } options;
 
 /* The data set's pairs: held[c][s] marks a pair kept out of training. */
@@ -321,6 +322,17 @@ static const char *const TEMPLATES[] = {
 };
 #define N_TEMPLATES (int)(sizeof TEMPLATES / sizeof *TEMPLATES)
 
+/* Captions naming one attribute only (--partial): real captions seldom name
+ * everything, and without them a model can learn each colour-shape pair as
+ * a whole and fail on pairs it never saw (see datasets/README.md). Two in
+ * three name the shape, one in three the colour. */
+static const char *const SHAPE_ONLY[] = {
+    "{a} {s}", "a photo of {a} {s}", "{a} {z} {s} {p}", "{a} {s} on {a} {b}", "there is {a} {s} {p}",
+};
+static const char *const COLOUR_ONLY[] = {
+    "something {c}", "{a} {c} object", "{a} {c} thing {p}", "a photo of something {c} on {a} {b}",
+};
+
 #define TEXT_CAP 256
 
 static void background_phrase(const scene *sc, char *out, size_t cap) {
@@ -332,9 +344,14 @@ static void background_phrase(const scene *sc, char *out, size_t cap) {
     snprintf(out, cap, "%s background", BACKGROUNDS[sc->bg1].name);
 }
 
-/* Returns 0 on success, -1 if the text would not fit. */
-static int make_caption(const scene *sc, uint64_t *rng, char *out) {
+/* Returns 0 on success, -1 if the text would not fit. p_partial: the chance
+ * of a one-attribute caption (0 for zero-shot and retrieval files). */
+static int make_caption(const scene *sc, uint64_t *rng, double p_partial, char *out) {
   const char *t = TEMPLATES[ds_below(rng, N_TEMPLATES)];
+  if (p_partial > 0 && ds_uniform(rng) < p_partial) {
+    if (ds_below(rng, 3) < 2) t = SHAPE_ONLY[ds_below(rng, sizeof SHAPE_ONLY / sizeof *SHAPE_ONLY)];
+    else t = COLOUR_ONLY[ds_below(rng, sizeof COLOUR_ONLY / sizeof *COLOUR_ONLY)];
+  }
   const char *z = SIZE_WORDS[sc->size][ds_below(rng, 2)];
   const char *p = sc->pos == 4 && ds_below(rng, 2) ? "in the middle" : POS_PHRASES[sc->pos];
   char bg[96];
@@ -437,7 +454,9 @@ static clipcl_status gen_item(void *vctx, int slot, int thread) {
   int pair = sp->pair ? sp->pair[i] : w->allowed[ds_below(&rng, (uint32_t)w->n_allowed)];
   scene sc;
   sample_scene(w, pair / MAX_SHAPES, pair % MAX_SHAPES, &rng, &sc);
-  if (make_caption(&sc, &rng, sp->caption[i]) != 0 || make_label(&sc, sp->label[i]) != 0)
+  /* one-attribute captions only where a model learns from them */
+  double partial = sp->id == SPLIT_TRAIN || sp->id == SPLIT_VAL ? w->o.p_partial : 0.0;
+  if (make_caption(&sc, &rng, partial, sp->caption[i]) != 0 || make_label(&sc, sp->label[i]) != 0)
     return cc_fail(CLIPCL_ERR_ARG, "%s: caption too long", sp->rel[i]);
   render(w, &sc, &rng, g->fimg[thread], g->bimg[thread]);
   ds_buf *png = &g->png[slot];
@@ -732,6 +751,7 @@ static clipcl_status write_info(const world *w, const split *splits, const int *
       }
   json_object_set_new(root, "heldout_pairs", arr);
   json_object_set_new(root, "clutter", json_real(o->p_clutter));
+  json_object_set_new(root, "partial_captions", json_real(o->p_partial));
   json_object_set_new(root, "noise", json_real(o->p_noise));
   json_object_set_new(root, "gradient", json_real(o->p_gradient));
   json_t *sj = json_object();
@@ -856,6 +876,8 @@ static void usage(FILE *f) {
           "                         (mod shapes) from training (default 2; 0 = none)\n"
           "  --holdout-pairs LIST   explicit held-out pairs instead, e.g. 'red circle,blue star'\n"
           "  --clutter P            share of images with grey clutter (default 0.3)\n"
+          "  --partial P            share of train/val captions naming only the shape (2/3)\n"
+          "                         or only the colour (1/3) (default 0.3)\n"
           "  --noise P              share of noisy backgrounds (default 0.25)\n"
           "  --gradient P           share of gradient backgrounds (default 0.25)\n"
           "  --format F             training split as files, tar (WebDataset shards) or both\n"
@@ -869,7 +891,7 @@ int main(int argc, char **argv) {
   world *w = calloc(1, sizeof *w);
   if (!w) return 1;
   options *o = &w->o;
-  *o = (options){NULL, 0, 64, 10000, 500, 50, 20, 6, 6, 2, NULL, 0.3, 0.25, 0.25, 1, 0, 1000, ds_cpu_count(), 0};
+  *o = (options){NULL, 0, 64, 10000, 500, 50, 20, 6, 6, 2, NULL, 0.3, 0.25, 0.25, 1, 0, 1000, ds_cpu_count(), 0, 0.3};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     long l;
@@ -918,6 +940,9 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--clutter")) {
       bad = ds_parse_double(v, 0, 1, &d);
       o->p_clutter = d;
+    } else if (!strcmp(a, "--partial")) {
+      bad = ds_parse_double(v, 0, 1, &d);
+      o->p_partial = d;
     } else if (!strcmp(a, "--noise")) {
       bad = ds_parse_double(v, 0, 1, &d);
       o->p_noise = d;
