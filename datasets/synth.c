@@ -877,7 +877,7 @@ static void usage(FILE *f) {
           "  --holdout-pairs LIST   explicit held-out pairs instead, e.g. 'red circle,blue star'\n"
           "  --clutter P            share of images with grey clutter (default 0.3)\n"
           "  --partial P            share of train/val captions naming only the shape (2/3)\n"
-          "                         or only the colour (1/3) (default 0.3)\n"
+          "                         or only the colour (1/3) (default 0)\n"
           "  --noise P              share of noisy backgrounds (default 0.25)\n"
           "  --gradient P           share of gradient backgrounds (default 0.25)\n"
           "  --format F             training split as files, tar (WebDataset shards) or both\n"
@@ -891,7 +891,7 @@ int main(int argc, char **argv) {
   world *w = calloc(1, sizeof *w);
   if (!w) return 1;
   options *o = &w->o;
-  *o = (options){NULL, 0, 64, 10000, 500, 50, 20, 6, 6, 2, NULL, 0.3, 0.25, 0.25, 1, 0, 1000, ds_cpu_count(), 0, 0.3};
+  *o = (options){NULL, 0, 64, 10000, 500, 50, 20, 6, 6, 2, NULL, 0.3, 0.25, 0.25, 1, 0, 1000, ds_cpu_count(), 0, 0.0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     long l;

@@ -25,6 +25,7 @@
  * own <build>/tests. No device needed. */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,6 +319,8 @@ static void check_pixels(const char *path, const char *colour, const char *size,
   clipcl_image_free(&im);
 }
 
+static double expect_partial = 0; /* share of one-attribute train captions asked for */
+
 static void check_split_rows(const char *dir, const char *split, int want_n, int allow_held) {
   char path[1024];
   table cap, lab;
@@ -368,9 +371,11 @@ static void check_split_rows(const char *dir, const char *split, int want_n, int
   th_assert(name, bad_path == 0, "%d rows whose paths differ between the CSVs", bad_path);
   snprintf(name, sizeof name, "synth %s: captions name the label", split);
   th_assert(name, bad_caption == 0, "%d of %d captions wrong %s", bad_caption, want_n, first);
-  if (!strcmp(split, "train") && want_n >= 200) {
-    snprintf(name, sizeof name, "synth %s: about 30%% one-attribute captions", split);
-    th_assert(name, n_partial > want_n / 5 && n_partial < want_n * 2 / 5, "%d of %d", n_partial, want_n);
+  if (!strcmp(split, "train")) {
+    snprintf(name, sizeof name, "synth %s: one-attribute captions at --partial %.2f", split, expect_partial);
+    th_assert(name, expect_partial == 0 ? n_partial == 0
+                                        : fabs((double)n_partial / want_n - expect_partial) < 0.08,
+              "%d of %d", n_partial, want_n);
   }
   if (!allow_held) {
     snprintf(name, sizeof name, "synth %s: no held-out pair", split);
@@ -668,6 +673,15 @@ static void test_synth(void) {
   snprintf(dir, sizeof dir, "%s/a", tmp);
   check_split_rows(dir, "train", SYN_TRAIN, 0);
   check_split_rows(dir, "val", SYN_VAL, 0);
+  /* --partial: some captions name only the colour or only the shape */
+  int rp = sh("'%s/clipcl-synth' --out %s/p --seed 7 --partial 0.3 %s", bin, tmp, common);
+  if (th_assert("synth --partial 0.3 runs", rp == 0, "exit code %d", rp)) {
+    char pdir[512];
+    snprintf(pdir, sizeof pdir, "%s/p", tmp);
+    expect_partial = 0.3;
+    check_split_rows(pdir, "train", SYN_TRAIN, 0);
+    expect_partial = 0;
+  }
   check_zeroshot(dir, "zeroshot", 1, ZS_PER);
   check_zeroshot(dir, "zeroshot_seen", 0, SEEN_PER);
   check_shards(dir, SYN_TRAIN, 250);
