@@ -250,6 +250,49 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile(
   store_tile(acc, C + c_off + (ulong)z * sC, ldc, i0, j0, M, N, alpha, beta, bias + bias_off, has_bias);
 }
 
+/* op(B) for all column panels packed once into Bp[z][tn][k][NR] (zero
+ * beyond N): the layout gemm_tile reads with b_ts = K*NR, b_rs = NR. Used for
+ * a transposed B when many row tiles share each panel (packing it once beats
+ * packing it per work-item). One work-item per (16-row chunk of k, 16-column
+ * group, z); transposition through registers. */
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_bt(
+    __global float *Bp, ulong bp_batch, __global const float *B, ulong b_off, int ldb, ulong sB, int N, int K,
+    int transB) {
+  int k0 = get_global_id(0) * 16, jgroup = get_global_id(1), z = get_global_id(2);
+  int jb = jgroup * 16, tn = jb / NR, jin = jb - tn * NR;
+  __global const float *b = B + b_off + (ulong)z * sB;
+  __global float *dst = Bp + (ulong)z * bp_batch + (ulong)tn * K * NR + jin;
+  int kn = min(16, K - k0);
+  if (!transB) { /* row-major B: a copy into the panel layout */
+    for (int kk = 0; kk < kn; kk++) {
+      __global const float *src = b + (ulong)(k0 + kk) * ldb + jb;
+      float16 v;
+      if (jb + 16 <= N) {
+        v = vload16(0, src);
+      } else {
+        float t[16];
+        for (int q = 0; q < 16; q++) t[q] = jb + q < N ? src[q] : 0.0f;
+        v = vload16(0, t);
+      }
+      vstore16(v, 0, dst + (ulong)(k0 + kk) * NR);
+    }
+    return;
+  }
+  float16 r[16];
+  if (k0 + 16 <= K && jb + 16 <= N) {
+#pragma unroll
+    for (int q = 0; q < 16; q++) r[q] = vload16(0, b + (ulong)(jb + q) * ldb + k0);
+  } else {
+    for (int q = 0; q < 16; q++) {
+      float t[16];
+      for (int kk = 0; kk < 16; kk++) t[kk] = (jb + q < N && k0 + kk < K) ? b[(ulong)(jb + q) * ldb + k0 + kk] : 0.0f;
+      r[q] = vload16(0, t);
+    }
+  }
+  TRANSPOSE16(r);
+  for (int kk = 0; kk < kn; kk++) vstore16(r[kk], 0, dst + (ulong)(k0 + kk) * NR);
+}
+
 #ifndef KCL
 #define KCL 512
 #endif

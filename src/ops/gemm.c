@@ -34,8 +34,8 @@ static const struct {
   const char *match;
   cc_gemm_params p;
 } builtin[] = {
-    {"avx512", {12, 2, 4, 8, 1, 0}},
-    {"", {6, 2, 4, 8, 1, 0}},
+    {"avx512", {12, 2, 4, 8, 0, 0}},
+    {"", {6, 2, 4, 8, 0, 0}},
 };
 
 static int ci_has(const char *hay, const char *needle) {
@@ -238,17 +238,34 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
                      CC_ULONG(g->sA), CC_INT(g->transA), CC_INT(g->M), CC_INT(g->K)));
     a = (a_operand){Ap, 0, ap_batch, (cl_ulong)st->p.MR * g->K, 1, st->p.MR, 0};
   }
-  /* Row-major B is read in place for all full column panels. */
+  int mtiles = (g->M + st->p.MR - 1) / st->p.MR, mblocks = (mtiles + st->p.MB - 1) / st->p.MB;
+  if (mblocks > 1) {
+    /* Many row tiles share each column panel: pack all of op(B) once into
+     * contiguous panels (transposing when B is (N,K)), then the in-place
+     * kernel streams them; this also avoids cache-set conflicts of row
+     * strides that are multiples of 4 KiB. */
+    int ntl = (g->N + NR - 1) / NR;
+    size_t bp_batch = (size_t)ntl * NR * g->K;
+    cl_mem Bp;
+    cc_kernel *kb;
+    CC_TRY(cc_scratch(rt, 1, bp_batch * batch * 4, &Bp));
+    CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_bt", st->defines, &kb));
+    size_t gb[3] = {((size_t)g->K + 15) / 16, (size_t)ntl * NR / 16, (size_t)batch}, lb[3] = {1, 1, 1};
+    CC_TRY(CC_LAUNCH(rt, kb, 3, gb, lb, CC_MEM(Bp), CC_ULONG(bp_batch), CC_VIEW(g->B), CC_INT(g->ldb),
+                     CC_ULONG(g->sB), CC_INT(g->N), CC_INT(g->K), CC_INT(g->transB)));
+    b_operand b = {Bp, 0, bp_batch, (cl_ulong)NR * g->K, NR};
+    return tile_columns(rt, st, kt, g, batch, &a, &b, 0, g->N);
+  }
+  /* One row block: a row-major B is read in place for all full column panels. */
   int nfull = g->transB ? 0 : g->N / NR * NR;
   if (nfull > 0) {
     b_operand b = {g->B.buf, g->B.off, g->sB, (cl_ulong)NR, g->ldb};
     CC_TRY(tile_columns(rt, st, kt, g, batch, &a, &b, 0, nfull));
   }
   if (nfull == g->N) return CLIPCL_OK;
-  /* The rest (all of a transposed B) goes through gemm_tile_packed, which
-   * copies each column panel into a cache-resident buffer itself. */
-  int n = g->N - nfull, mtiles = (g->M + st->p.MR - 1) / st->p.MR, ntiles = (n + NR - 1) / NR;
-  int mblocks = (mtiles + st->p.MB - 1) / st->p.MB;
+  int n = g->N - nfull, ntiles = (n + NR - 1) / NR;
+  /* Otherwise (few row tiles, or the last partial panel of a row-major B)
+   * gemm_tile_packed copies each column panel into a cache-resident buffer. */
   int kcl = KCL_MAX, kc = st->p.KC > 0 && st->p.KC < kcl ? st->p.KC : kcl;
   cc_kernel *kp;
   CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_tile_packed", st->defines, &kp));
