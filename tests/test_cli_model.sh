@@ -99,6 +99,11 @@ refuse "extra tensor" "$T/extra.safetensors" "visual.extra_thing"
 out=$($C embed --model "$T/nope.safetensors" --images "$T/img" --out "$T/e" 2>&1); rc=$?
 check "missing weights file refused" bash -c "[ $rc -ne 0 ] && printf '%s' \"\$0\" | grep -q nope.safetensors" "$out"
 
+# clipcl tune: a quick search writes this device's row to the tune file
+CLIPCL_TUNE_FILE="$T/tune.txt" $C tune --quick > "$T/tune.out" 2>&1
+check "tune --quick finishes and reports the best parameters" bash -c "grep -q '^best MR=' '$T/tune.out'"
+check "tune file holds a row for this device" bash -c "grep -q 'MR=.* NV=.* KU=.* MB=.* PA=.* KC=' '$T/tune.txt'"
+
 # a kernel with a syntax error: readable build log, non-zero exit, no crash
 mkdir -p "$T/kernels"
 cp "$SRC"/kernels/*.cl "$T/kernels/"
