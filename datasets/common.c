@@ -74,88 +74,32 @@ void ds_sincos(double x, double *s, double *c) {
 }
 
 /* ---- text buffer ------------------------------------------------------------ */
-void ds_buf_put(ds_buf *b, const void *data, size_t n) {
-  if (b->oom || n == 0) return;
-  if (n > SIZE_MAX / 2 - b->n) {
-    b->oom = 1;
-    return;
-  }
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->n + n + 1) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-      b->oom = 1;
-      return;
-    }
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, data, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-
-void ds_buf_str(ds_buf *b, const char *s) { ds_buf_put(b, s, strlen(s)); }
-
-void ds_buf_printf(ds_buf *b, const char *fmt, ...) {
-  char small[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(small, sizeof small, fmt, ap);
-  va_end(ap);
-  if (n < 0) {
-    b->oom = 1;
-    return;
-  }
-  if ((size_t)n < sizeof small) {
-    ds_buf_put(b, small, (size_t)n);
-    return;
-  }
-  char *big = malloc((size_t)n + 1);
-  if (!big) {
-    b->oom = 1;
-    return;
-  }
-  va_start(ap, fmt);
-  vsnprintf(big, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  ds_buf_put(b, big, (size_t)n);
-  free(big);
-}
-
-void ds_buf_csv(ds_buf *b, const char *field, char sep) {
+void ds_buf_csv(cc_buf *b, const char *field, char sep) {
   int quote = 0;
   for (const char *p = field; *p; p++)
     if (*p == sep || *p == '"' || *p == '\n' || *p == '\r') quote = 1;
   if (!quote) {
-    ds_buf_str(b, field);
+    cc_buf_str(b, field);
     return;
   }
-  ds_buf_put(b, "\"", 1);
+  cc_buf_add(b, "\"", 1);
   for (const char *p = field; *p; p++) {
-    if (*p == '"') ds_buf_put(b, "\"", 1);
-    ds_buf_put(b, p, 1);
+    if (*p == '"') cc_buf_add(b, "\"", 1);
+    cc_buf_add(b, p, 1);
   }
-  ds_buf_put(b, "\"", 1);
+  cc_buf_add(b, "\"", 1);
 }
 
-void ds_buf_free(ds_buf *b) {
-  free(b->p);
-  b->p = NULL;
-  b->n = b->cap = 0;
-  b->oom = 0;
-}
 
 /* ---- PNG into memory ---------------------------------------------------- */
 typedef struct {
-  ds_buf *out;
+  cc_buf *out;
   char msg[200];
 } png_sink;
 
 static void png_sink_write(png_structp p, png_bytep data, size_t n) {
   png_sink *s = png_get_io_ptr(p);
-  ds_buf_put(s->out, data, n);
+  cc_buf_add(s->out, data, n);
   if (s->out->oom) png_error(p, "out of memory");
 }
 
@@ -172,10 +116,10 @@ static void png_sink_warning(png_structp p, png_const_charp msg) {
   (void)msg;
 }
 
-clipcl_status ds_png_encode(const uint8_t *pix, int w, int h, int channels, ds_buf *out, const char *name) {
+clipcl_status ds_png_encode(const uint8_t *pix, int w, int h, int channels, cc_buf *out, const char *name) {
   if (!pix || w <= 0 || h <= 0 || (channels != 1 && channels != 3))
     return cc_fail(CLIPCL_ERR_ARG, "%s: no image to encode", name);
-  out->n = 0;
+  out->len = 0;
   out->oom = 0;
   png_sink sink = {out, ""};
   png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, png_sink_error, png_sink_warning);
@@ -237,10 +181,6 @@ clipcl_status ds_write_file(const char *path, const void *data, size_t n) {
   return CLIPCL_OK;
 }
 
-clipcl_status ds_write_atomic(const char *path, const ds_buf *b) {
-  if (b->oom) return cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory building the file", path);
-  return cc_atomic_write_file(path, b->p ? b->p : "", b->n);
-}
 
 clipcl_status ds_mkdirs(const char *path) {
   size_t n = strlen(path);

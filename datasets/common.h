@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "clipcl.h"
+#include "util/buf.h"
 
 /* ---- seeded random numbers ------------------------------------------------
  * splitmix64. Every image gets its own stream, ds_stream(seed, split, index),
@@ -31,37 +32,21 @@ uint32_t ds_below(uint64_t *state, uint32_t n);     /* [0, n), n >= 1, unbiased 
  * the same on every IEEE machine whatever its libm. Accurate to ~1e-15. */
 void ds_sincos(double x, double *s, double *c);
 
-/* ---- text buffer ------------------------------------------------------------
- * Appends never fail visibly: an allocation failure sets `oom`, which the
- * caller checks once before using the text. */
-typedef struct {
-  char *p;
-  size_t n, cap;
-  int oom;
-} ds_buf;
-void ds_buf_put(ds_buf *b, const void *data, size_t n);
-void ds_buf_str(ds_buf *b, const char *s);
-void ds_buf_printf(ds_buf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+/* ---- text ---------------------------------------------------------------- */
 /* A CSV field as Python's csv module writes it (RFC 4180): quoted only when
  * it holds the separator, a quote, CR or LF; quotes doubled. */
-void ds_buf_csv(ds_buf *b, const char *field, char sep);
-void ds_buf_free(ds_buf *b);
+void ds_buf_csv(cc_buf *b, const char *field, char sep);
 
 /* ---- files --------------------------------------------------------------- */
 /* 8-bit PNG of w x h pixels with `channels` 1 (grey) or 3 (RGB), rows packed,
  * encoded into out (cleared first). name is used in messages. */
-clipcl_status ds_png_encode(const uint8_t *pix, int w, int h, int channels, ds_buf *out, const char *name);
+clipcl_status ds_png_encode(const uint8_t *pix, int w, int h, int channels, cc_buf *out, const char *name);
 /* Writes a regenerable file (an image of a data set): temp name, then rename,
  * so a reader never sees half a file; no fsync, which would cost more than
  * making the image. The manifests that list these files are written last
  * with ds_write_atomic, so a run cut short has no manifest. */
 clipcl_status ds_write_file(const char *path, const void *data, size_t n);
 /* Temp file, flush, fsync, rename (src/io/atomic). */
-clipcl_status ds_write_atomic(const char *path, const ds_buf *b);
 /* mkdir -p; existing directories are fine. */
 clipcl_status ds_mkdirs(const char *path);
 /* Creates `dir` (and parents) or accepts an existing empty one; refuses a

@@ -182,7 +182,7 @@ typedef struct {
   char (*rel)[64];
   char (*caption)[160];
   uint8_t **rgb_in, **rgb_out, **grey; /* per thread scratch */
-  ds_buf *png;                         /* per thread */
+  cc_buf *png;                         /* per thread */
 } conv_ctx;
 
 static clipcl_status conv_item(void *vctx, int i, int thread) {
@@ -206,19 +206,19 @@ static clipcl_status conv_item(void *vctx, int i, int thread) {
     w = h = c->size;
     pix = g;
   }
-  ds_buf *png = &c->png[thread];
+  cc_buf *png = &c->png[thread];
   CC_TRY(ds_png_encode(pix, w, h, 1, png, c->rel[i]));
   char *path = ds_join(c->out, c->rel[i]);
   if (!path) return cc_fail(CLIPCL_ERR_NOMEM, "out of memory");
-  clipcl_status s = ds_write_file(path, png->p, png->n);
+  clipcl_status s = ds_write_file(path, png->p, png->len);
   free(path);
   return s;
 }
 
-static clipcl_status write_text(const char *out, const char *rel, const ds_buf *b) {
+static clipcl_status write_text(const char *out, const char *rel, const cc_buf *b) {
   char *path = ds_join(out, rel);
   if (!path) return cc_fail(CLIPCL_ERR_NOMEM, "out of memory");
-  clipcl_status s = ds_write_atomic(path, b);
+  clipcl_status s = cc_buf_save(b, path);
   free(path);
   return s;
 }
@@ -252,32 +252,32 @@ static clipcl_status convert_split(conv_ctx *c, int threads) {
   }
   if (s == CLIPCL_OK) s = ds_parallel(c->n, threads, conv_item, c);
   if (s == CLIPCL_OK) {
-    ds_buf csv = {0}, lab = {0};
-    ds_buf_str(&csv, "filepath,title\n");
-    ds_buf_str(&lab, "filepath,label,class\n");
+    cc_buf csv = {0}, lab = {0};
+    cc_buf_str(&csv, "filepath,title\n");
+    cc_buf_str(&lab, "filepath,label,class\n");
     for (int i = 0; i < c->n; i++) {
       ds_buf_csv(&csv, c->rel[i], ',');
-      ds_buf_put(&csv, ",", 1);
+      cc_buf_add(&csv, ",", 1);
       ds_buf_csv(&csv, c->caption[i], ',');
-      ds_buf_put(&csv, "\n", 1);
+      cc_buf_add(&csv, "\n", 1);
       ds_buf_csv(&lab, c->rel[i], ',');
-      ds_buf_printf(&lab, ",%d,", c->lab->data[i]);
+      cc_buf_printf(&lab, ",%d,", c->lab->data[i]);
       ds_buf_csv(&lab, CLASSES[c->lab->data[i]].classname, ',');
-      ds_buf_put(&lab, "\n", 1);
+      cc_buf_add(&lab, "\n", 1);
     }
     char rel[64];
     snprintf(rel, sizeof rel, "%s.csv", c->name);
     s = write_text(c->out, rel, &csv);
     snprintf(rel, sizeof rel, "%s_labels.csv", c->name);
     if (s == CLIPCL_OK) s = write_text(c->out, rel, &lab);
-    ds_buf_free(&csv);
-    ds_buf_free(&lab);
+    cc_buf_free(&csv);
+    cc_buf_free(&lab);
   }
   for (int t = 0; t < threads; t++) {
     if (c->rgb_in) free(c->rgb_in[t]);
     if (c->rgb_out) free(c->rgb_out[t]);
     if (c->grey) free(c->grey[t]);
-    if (c->png) ds_buf_free(&c->png[t]);
+    if (c->png) cc_buf_free(&c->png[t]);
   }
   free(c->rel);
   free(c->caption);
@@ -296,10 +296,10 @@ static clipcl_status write_meta(const char *out, const char *src, int size, uint
   int order[N_CLASSES];
   for (int k = 0; k < N_CLASSES; k++) order[k] = k;
   qsort(order, N_CLASSES, sizeof *order, cmp_folder);
-  ds_buf names = {0};
-  for (int k = 0; k < N_CLASSES; k++) ds_buf_printf(&names, "%s\n", CLASSES[order[k]].classname);
+  cc_buf names = {0};
+  for (int k = 0; k < N_CLASSES; k++) cc_buf_printf(&names, "%s\n", CLASSES[order[k]].classname);
   clipcl_status s = write_text(out, "classnames.txt", &names);
-  ds_buf_free(&names);
+  cc_buf_free(&names);
   CC_TRY(s);
 
   json_t *root = json_object(), *arr = json_array();
@@ -336,12 +336,12 @@ static clipcl_status write_meta(const char *out, const char *src, int size, uint
   char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(root);
   if (!text) return cc_fail(CLIPCL_ERR_NOMEM, "dataset.json: out of memory");
-  ds_buf b = {0};
-  ds_buf_str(&b, text);
-  ds_buf_put(&b, "\n", 1);
+  cc_buf b = {0};
+  cc_buf_str(&b, text);
+  cc_buf_add(&b, "\n", 1);
   free(text);
   s = write_text(out, "dataset.json", &b);
-  ds_buf_free(&b);
+  cc_buf_free(&b);
   return s;
 }
 

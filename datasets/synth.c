@@ -429,7 +429,7 @@ typedef struct {
   const world *w;
   split *sp;
   int base; /* first item of the current chunk */
-  ds_buf *png; /* per chunk slot */
+  cc_buf *png; /* per chunk slot */
   float **fimg;
   uint8_t **bimg;
   int keep_png; /* tar wanted: keep the encoded bytes in png[] */
@@ -437,10 +437,10 @@ typedef struct {
   int zs_copies; /* zero-shot: also copy into colour/ and shape/ folders */
 } gen_ctx;
 
-static clipcl_status write_copy(const char *out, const char *rel, const ds_buf *png) {
+static clipcl_status write_copy(const char *out, const char *rel, const cc_buf *png) {
   char *path = ds_join(out, rel);
   if (!path) return cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory", rel);
-  clipcl_status s = ds_write_file(path, png->p, png->n);
+  clipcl_status s = ds_write_file(path, png->p, png->len);
   free(path);
   return s;
 }
@@ -459,7 +459,7 @@ static clipcl_status gen_item(void *vctx, int slot, int thread) {
   if (make_caption(&sc, &rng, partial, sp->caption[i]) != 0 || make_label(&sc, sp->label[i]) != 0)
     return cc_fail(CLIPCL_ERR_ARG, "%s: caption too long", sp->rel[i]);
   render(w, &sc, &rng, g->fimg[thread], g->bimg[thread]);
-  ds_buf *png = &g->png[slot];
+  cc_buf *png = &g->png[slot];
   CC_TRY(ds_png_encode(g->bimg[thread], w->o.size, w->o.size, 3, png, sp->rel[i]));
   if (g->write_files) {
     CC_TRY(write_copy(w->o.out, sp->rel[i], png));
@@ -484,7 +484,7 @@ typedef struct {
   int shard, in_shard, n_shards;
 } shard_writer;
 
-static clipcl_status shard_add(const world *w, shard_writer *sw, const split *sp, int i, const ds_buf *png) {
+static clipcl_status shard_add(const world *w, shard_writer *sw, const split *sp, int i, const cc_buf *png) {
   if (sw->tar && sw->in_shard == w->o.shard_size) {
     CC_TRY(ds_tar_close(sw->tar));
     sw->tar = NULL;
@@ -502,7 +502,7 @@ static clipcl_status shard_add(const world *w, shard_writer *sw, const split *sp
   }
   char name[32];
   snprintf(name, sizeof name, "%06d.png", i);
-  CC_TRY(ds_tar_add(sw->tar, name, png->p, png->n));
+  CC_TRY(ds_tar_add(sw->tar, name, png->p, png->len));
   snprintf(name, sizeof name, "%06d.txt", i);
   CC_TRY(ds_tar_add(sw->tar, name, sp->caption[i], strlen(sp->caption[i])));
   /* labels as JSON, for users who want them next to the sample */
@@ -552,7 +552,7 @@ static clipcl_status run_split(const world *w, split *sp, int write_files, int t
   }
   *n_shards = sw.n_shards;
   if (g.png)
-    for (int k = 0; k < CHUNK; k++) ds_buf_free(&g.png[k]);
+    for (int k = 0; k < CHUNK; k++) cc_buf_free(&g.png[k]);
   for (int t = 0; t < threads; t++) {
     if (g.fimg) free(g.fimg[t]);
     if (g.bimg) free(g.bimg[t]);
@@ -629,36 +629,36 @@ static clipcl_status zeroshot_split(split *sp, const char *name, int id, const i
 /* filepath,title CSV (open_clip's default keys) with paths relative to the
  * CSV's own folder (`strip` is removed from the front of each path). */
 static clipcl_status write_csv(const char *out, const char *rel_csv, const split *sp, const char *strip) {
-  ds_buf b = {0};
-  ds_buf_str(&b, "filepath,title\n");
+  cc_buf b = {0};
+  cc_buf_str(&b, "filepath,title\n");
   size_t k = strlen(strip);
   for (int i = 0; i < sp->n; i++) {
     ds_buf_csv(&b, sp->rel[i] + k, ',');
-    ds_buf_put(&b, ",", 1);
+    cc_buf_add(&b, ",", 1);
     ds_buf_csv(&b, sp->caption[i], ',');
-    ds_buf_put(&b, "\n", 1);
+    cc_buf_add(&b, "\n", 1);
   }
   char *path = ds_join(out, rel_csv);
-  clipcl_status s = path ? ds_write_atomic(path, &b) : cc_fail(CLIPCL_ERR_NOMEM, "out of memory");
+  clipcl_status s = path ? cc_buf_save(&b, path) : cc_fail(CLIPCL_ERR_NOMEM, "out of memory");
   free(path);
-  ds_buf_free(&b);
+  cc_buf_free(&b);
   return s;
 }
 
 static clipcl_status write_labels(const char *out, const char *rel_csv, const split *sp, const char *strip) {
-  ds_buf b = {0};
-  ds_buf_str(&b, "filepath,colour,shape,size,position,background,clutter\n");
+  cc_buf b = {0};
+  cc_buf_str(&b, "filepath,colour,shape,size,position,background,clutter\n");
   size_t k = strlen(strip);
   for (int i = 0; i < sp->n; i++) {
     ds_buf_csv(&b, sp->rel[i] + k, ',');
-    ds_buf_put(&b, ",", 1);
-    ds_buf_str(&b, sp->label[i]); /* fields hold no comma or quote */
-    ds_buf_put(&b, "\n", 1);
+    cc_buf_add(&b, ",", 1);
+    cc_buf_str(&b, sp->label[i]); /* fields hold no comma or quote */
+    cc_buf_add(&b, "\n", 1);
   }
   char *path = ds_join(out, rel_csv);
-  clipcl_status s = path ? ds_write_atomic(path, &b) : cc_fail(CLIPCL_ERR_NOMEM, "out of memory");
+  clipcl_status s = path ? cc_buf_save(&b, path) : cc_fail(CLIPCL_ERR_NOMEM, "out of memory");
   free(path);
-  ds_buf_free(&b);
+  cc_buf_free(&b);
   return s;
 }
 
@@ -669,17 +669,17 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *c
 static clipcl_status write_classnames(const char *out, const char *zs, const char *kind, const char **folders,
                                       int n) {
   qsort(folders, (size_t)n, sizeof *folders, cmp_str);
-  ds_buf b = {0};
+  cc_buf b = {0};
   for (int i = 0; i < n; i++) {
-    for (const char *p = folders[i]; *p; p++) ds_buf_put(&b, *p == '_' ? " " : p, 1);
-    ds_buf_put(&b, "\n", 1);
+    for (const char *p = folders[i]; *p; p++) cc_buf_add(&b, *p == '_' ? " " : p, 1);
+    cc_buf_add(&b, "\n", 1);
   }
   char rel[96];
   snprintf(rel, sizeof rel, "%s/classnames_%s.txt", zs, kind);
   char *path = ds_join(out, rel);
-  clipcl_status s = path ? ds_write_atomic(path, &b) : cc_fail(CLIPCL_ERR_NOMEM, "out of memory");
+  clipcl_status s = path ? cc_buf_save(&b, path) : cc_fail(CLIPCL_ERR_NOMEM, "out of memory");
   free(path);
-  ds_buf_free(&b);
+  cc_buf_free(&b);
   return s;
 }
 
@@ -786,14 +786,14 @@ static clipcl_status write_info(const world *w, const split *splits, const int *
   char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(root);
   if (!text) return cc_fail(CLIPCL_ERR_NOMEM, "dataset.json: out of memory");
-  ds_buf b = {0};
-  ds_buf_str(&b, text);
-  ds_buf_put(&b, "\n", 1);
+  cc_buf b = {0};
+  cc_buf_str(&b, text);
+  cc_buf_add(&b, "\n", 1);
   free(text);
   char *path = ds_join(o->out, "dataset.json");
-  clipcl_status s = path ? ds_write_atomic(path, &b) : cc_fail(CLIPCL_ERR_NOMEM, "out of memory");
+  clipcl_status s = path ? cc_buf_save(&b, path) : cc_fail(CLIPCL_ERR_NOMEM, "out of memory");
   free(path);
-  ds_buf_free(&b);
+  cc_buf_free(&b);
   return s;
 }
 

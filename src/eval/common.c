@@ -146,57 +146,25 @@ uint64_t cc_eval_rand_below(uint64_t *state, uint64_t n) {
   }
 }
 
-/* ---- text output -------------------------------------------------------- */
-void cc_buf_add(cc_buf *b, const void *data, size_t n) {
-  if (b->oom) return;
-  if (n > SIZE_MAX - b->len - 1) {
-    b->oom = 1;
-    return;
-  }
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1) cap = cap > SIZE_MAX / 2 ? b->len + n + 1 : cap * 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-      b->oom = 1;
-      return;
+/* ---- ranking --------------------------------------------------------------- */
+void cc_eval_topk_update(const float *s, size_t n, size_t base, int k, int32_t *idx, float *val, int *cnt) {
+  int c = *cnt;
+  for (size_t j = 0; j < n; j++) {
+    float v = s[j];
+    if (c == k && !(v > val[k - 1])) continue;
+    int pos = c < k ? c++ : k - 1;
+    while (pos > 0 && v > val[pos - 1]) {
+      val[pos] = val[pos - 1];
+      idx[pos] = idx[pos - 1];
+      pos--;
     }
-    b->p = p;
-    b->cap = cap;
+    val[pos] = v;
+    idx[pos] = (int32_t)(base + j);
   }
-  if (n) memcpy(b->p + b->len, data, n);
-  b->len += n;
-  b->p[b->len] = 0;
+  *cnt = c;
 }
 
-void cc_buf_str(cc_buf *b, const char *s) { cc_buf_add(b, s, strlen(s)); }
-
-void cc_buf_printf(cc_buf *b, const char *fmt, ...) {
-  char small[256];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(small, sizeof small, fmt, ap);
-  va_end(ap);
-  if (n < 0) {
-    b->oom = 1;
-    return;
-  }
-  if ((size_t)n < sizeof small) {
-    cc_buf_add(b, small, (size_t)n);
-    return;
-  }
-  char *big = malloc((size_t)n + 1);
-  if (!big) {
-    b->oom = 1;
-    return;
-  }
-  va_start(ap, fmt);
-  vsnprintf(big, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  cc_buf_add(b, big, (size_t)n);
-  free(big);
-}
-
+/* ---- text output (the buffer itself is src/util/buf.c) ------------------- */
 void cc_buf_csv(cc_buf *b, const char *f) {
   size_t n = strlen(f);
   int quote = n > 0 && (f[0] == ' ' || f[0] == '\t' || f[n - 1] == ' ' || f[n - 1] == '\t');
@@ -225,16 +193,6 @@ void cc_buf_num(cc_buf *b, double v) {
     if (strtod(s, NULL) == v) break;
   }
   cc_buf_str(b, s);
-}
-
-void cc_buf_free(cc_buf *b) {
-  free(b->p);
-  *b = (cc_buf){0};
-}
-
-clipcl_status cc_buf_save(const cc_buf *b, const char *path) {
-  if (b->oom) return cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory while formatting", path);
-  return cc_atomic_write_file(path, b->p ? b->p : "", b->len);
 }
 
 size_t cc_utf8_check(const unsigned char *s, size_t len) {

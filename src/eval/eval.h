@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "clipcl.h"
+#include "util/buf.h"
 
 /* ---- scores ------------------------------------------------------------- */
 float cc_eval_dot(const float *a, const float *b, int dim);
@@ -59,29 +60,21 @@ void cc_eval_parallel(int threads, size_t ntasks, cc_eval_task_fn fn, void *ctx)
 uint64_t cc_eval_rand(uint64_t *state);           /* splitmix64 */
 uint64_t cc_eval_rand_below(uint64_t *state, uint64_t n); /* uniform in [0, n), n > 0 */
 
+/* ---- ranking ------------------------------------------------------------ */
+/* Folds n scores s (items base .. base+n-1) into a running top-k kept in
+ * val/idx (best first, *cnt entries so far): a strictly higher score moves
+ * ahead, so equal scores keep the lower index first. */
+void cc_eval_topk_update(const float *s, size_t n, size_t base, int k, int32_t *idx, float *val, int *cnt);
+
 /* ---- text output -------------------------------------------------------- */
-typedef struct {
-  char *p;
-  size_t len, cap;
-  int oom; /* sticky: an allocation failed */
-} cc_buf;
-void cc_buf_add(cc_buf *b, const void *data, size_t n);
-void cc_buf_str(cc_buf *b, const char *s);
-void cc_buf_printf(cc_buf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
 /* An RFC 4180 CSV field: quoted (with "" for ") when it holds a comma, a
  * quote, CR, LF, or leading/trailing white space, else as is. */
 void cc_buf_csv(cc_buf *b, const char *field);
 /* Shortest decimal form that reads back to the same double ("%.17g" at
  * worst); NaN and infinities are not valid JSON and become "null". */
 void cc_buf_num(cc_buf *b, double v);
-void cc_buf_free(cc_buf *b);
 /* Writes the buffer atomically to path (io/atomic.h); fails on an earlier
  * allocation failure. Does not free it. */
-clipcl_status cc_buf_save(const cc_buf *b, const char *path);
 
 /* Strict UTF-8 check (no overlongs, surrogates or code points > U+10FFFF);
  * returns the byte offset of the first bad sequence or len when valid. */

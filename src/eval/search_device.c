@@ -31,23 +31,6 @@
 #define BLOCK_BYTES ((size_t)32 << 20)
 #define AUTO_MIN_PAIRS ((size_t)1 << 20)
 
-/* Adds keys base..base+n-1 (increasing across calls) to a running top-k. */
-static void topk_merge(const float *s, size_t n, size_t base, int k, int32_t *idx, float *val, int *cnt) {
-  int c = *cnt;
-  for (size_t j = 0; j < n; j++) {
-    float v = s[j];
-    if (c == k && !(v > val[k - 1])) continue;
-    int pos = c < k ? c++ : k - 1;
-    while (pos > 0 && v > val[pos - 1]) {
-      val[pos] = val[pos - 1];
-      idx[pos] = idx[pos - 1];
-      pos--;
-    }
-    val[pos] = v;
-    idx[pos] = (int32_t)(base + j);
-  }
-  *cnt = c;
-}
 
 static clipcl_status device_topk(cc_rt *rt, const float *Q, int nq, const float *K, size_t nk, int dim, int k,
                                  int32_t *idx, float *val) {
@@ -74,7 +57,7 @@ static clipcl_status device_topk(cc_rt *rt, const float *Q, int nq, const float 
     if ((st = cc_gemm(rt, &g))) break;
     if ((st = cc_read(rt, (cc_view){ds, 0}, sc, (size_t)nq * rn))) break;
     for (int q = 0; q < nq; q++)
-      topk_merge(sc + (size_t)q * rn, rn, r0, k, idx + (size_t)q * k, val + (size_t)q * k, &cnt[q]);
+      cc_eval_topk_update(sc + (size_t)q * rn, rn, r0, k, idx + (size_t)q * k, val + (size_t)q * k, &cnt[q]);
   }
   if (!st)
     for (int q = 0; q < nq; q++) {

@@ -37,25 +37,6 @@ clipcl_status clipcl_l2_normalize(float *x, size_t n, int dim) {
   return CLIPCL_OK;
 }
 
-/* Merges keys base..base+n-1 with scores s into a running top-k list (cnt
- * entries, best first). Keys must arrive in increasing index order across
- * calls, which is what makes "v > worst" the whole tie rule here. */
-static void topk_update(const float *s, size_t n, size_t base, int k, int32_t *idx, float *val, int *cnt) {
-  int c = *cnt;
-  for (size_t j = 0; j < n; j++) {
-    float v = s[j];
-    if (c == k && !(v > val[k - 1])) continue;
-    int pos = c < k ? c++ : k - 1;
-    while (pos > 0 && v > val[pos - 1]) {
-      val[pos] = val[pos - 1];
-      idx[pos] = idx[pos - 1];
-      pos--;
-    }
-    val[pos] = v;
-    idx[pos] = (int32_t)(base + j);
-  }
-  *cnt = c;
-}
 
 typedef struct {
   const float *Q, *K;
@@ -80,7 +61,7 @@ static void topk_task(void *p, size_t task, int worker) {
     size_t cn = k1 - c0 < KCHUNK ? k1 - c0 : KCHUNK;
     cc_eval_scores(j->Q + q0 * j->dim, qn, j->K + c0 * j->dim, cn, j->dim, sc, KCHUNK, tile);
     for (size_t q = 0; q < qn; q++)
-      topk_update(sc + q * KCHUNK, cn, c0, j->k, j->idx + (slot + q) * j->k, j->val + (slot + q) * j->k,
+      cc_eval_topk_update(sc + q * KCHUNK, cn, c0, j->k, j->idx + (slot + q) * j->k, j->val + (slot + q) * j->k,
                   &j->cnt[slot + q]);
   }
 }
