@@ -7,6 +7,7 @@
 # command leaves the existing output files untouched. Also a kernel with a
 # syntax error: readable build log, non-zero exit.
 set -u
+PY=${PYTHON:-/usr/bin/python3}  # Debian's, with python3-numpy (the PATH one may lack it)
 fails=0
 check() { # name, condition command...
   local name=$1; shift
@@ -42,14 +43,12 @@ check "each bad image named once on stderr" bash -c "[ \$(grep -c 'zz_' '$T/embe
 check "the invalid UTF-8 line is reported with its line number" grep -q "texts.txt line 3" "$T/embed.err"
 check "image .txt lists the good images in row order" bash -c "[ \$(wc -l < '$T/e.image.txt') -eq $ngood ] && ! grep -q zz_ '$T/e.image.txt'"
 check "text .txt has 3 rows" bash -c "[ \$(wc -l < '$T/e.text.txt') -eq 3 ]"
-if command -v python3 >/dev/null && python3 -c "import numpy" 2>/dev/null; then
-  check "npy files load in numpy with unit rows" python3 -c "
+check "npy files load in numpy with unit rows" "$PY" -c "
 import numpy as np
 a = np.load('$T/e.image.npy'); b = np.load('$T/e.text.npy')
 assert a.shape == ($ngood, 128) and b.shape == (3, 128), (a.shape, b.shape)
 assert abs(np.linalg.norm(a, axis=1) - 1).max() < 1e-5 and abs(np.linalg.norm(b, axis=1) - 1).max() < 1e-5
 "
-fi
 
 # convert: OpenAI -> HF -> OpenAI gives identical embeddings
 check "convert to HF names" bash -c "$C convert '$T/a.safetensors' '$T/hf.safetensors' | grep -q 'HF transformers'"
@@ -73,12 +72,12 @@ refuse() { # name, file, expected message fragment
 size=$(stat -c %s "$W")
 head -c $((size / 2)) "$W" > "$T/truncated.safetensors"
 refuse "truncated safetensors" "$T/truncated.safetensors" "short\|truncat\|beyond\|past\|size"
-python3 - "$T/huge.safetensors" <<'PY'
+"$PY" - "$T/huge.safetensors" <<'PY'
 import struct, sys
 open(sys.argv[1], "wb").write(struct.pack("<Q", 1 << 60) + b"{}")
 PY
 refuse "header claiming 2^60 bytes" "$T/huge.safetensors" "header"
-python3 - "$W" "$T/shape.safetensors" "$T/missing.safetensors" "$T/extra.safetensors" <<'PY'
+"$PY" - "$W" "$T/shape.safetensors" "$T/missing.safetensors" "$T/extra.safetensors" <<'PY'
 import json, struct, sys
 src = open(sys.argv[1], "rb").read()
 n = struct.unpack("<Q", src[:8])[0]

@@ -8,6 +8,7 @@
 # caption) are skipped and reported; --max-bad-fraction stops the run; a NaN
 # loss stops with the step number.
 set -u
+PY=${PYTHON:-/usr/bin/python3}  # Debian's, with python3-numpy (the PATH one may lack it)
 fails=0
 check() { local name=$1; shift; if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi; }
 T=$(mktemp -d)
@@ -21,7 +22,7 @@ common=(--model-config clipcl-micro --train-data "$T/syn/train.csv" --batch-size
 # a full run: outputs
 $C train "${common[@]}" --val-data "$T/syn/val.csv" --steps 8 --save-every 4 --out "$T/full" > "$T/full.log" 2>&1
 check "train exits 0" test $? -eq 0
-check "metrics.jsonl has a line per step with the documented keys" python3 -c "
+check "metrics.jsonl has a line per step with the documented keys" "$PY" -c "
 import json
 rows = [json.loads(l) for l in open('$T/full/metrics.jsonl')]
 tr = [r for r in rows if r['type'] == 'train']
@@ -33,7 +34,7 @@ assert any(r['type'] == 'val' for r in rows)
 check "checkpoints at steps 4 and 8" bash -c "ls '$T/full/checkpoints' | grep -q '^step_4.safetensors$' && ls '$T/full/checkpoints' | grep -q '^step_8.optim.safetensors$'"
 check "the final model loads" bash -c "$C info '$T/full/model.safetensors' | grep -q 'clipcl-micro'"
 check "a checkpoint is a plain model file" bash -c "$C info '$T/full/checkpoints/step_8.safetensors' | grep -q 'parameters'"
-check "report.html parses and shows the loss curve" python3 -c "
+check "report.html parses and shows the loss curve" "$PY" -c "
 from html.parser import HTMLParser
 class P(HTMLParser):
     imgs = []
@@ -50,7 +51,7 @@ $C train "${common[@]}" --steps 8 --save-every 4 --out "$T/half" > /dev/null 2>&
 rm -f "$T/half/checkpoints/step_8."* "$T/half/model.safetensors"
 $C train "${common[@]}" --steps 8 --save-every 4 --out "$T/half" --resume latest > "$T/resume.log" 2>&1
 check "resume run exits 0 and says where it resumed" bash -c "grep -q 'resumed from .*step_4.safetensors at step 4' '$T/resume.log'"
-check "losses of 4 + resumed 4 steps == 8 steps (1e-5)" python3 -c "
+check "losses of 4 + resumed 4 steps == 8 steps (1e-5)" "$PY" -c "
 import json
 a = [json.loads(l) for l in open('$T/full/metrics.jsonl')]; b = [json.loads(l) for l in open('$T/half/metrics.jsonl')]
 la = [r['loss'] for r in a if r['type'] == 'train']; lb = [r['loss'] for r in b if r['type'] == 'train']
@@ -66,7 +67,7 @@ check "no partial file under a checkpoint name" bash -c "! ls '$T/kill/checkpoin
 check "previous checkpoint loadable" bash -c "$C info '$T/kill/checkpoints/step_3.safetensors' > /dev/null"
 $C train "${common[@]}" --steps 8 --save-every 3 --out "$T/kill" --resume latest > "$T/kill2.log" 2>&1
 check "--resume latest continues from step 3 to the end" bash -c "[ $? -eq 0 ] && grep -q 'at step 3' '$T/kill2.log' && grep -q 'done: 5 steps' '$T/kill2.log'"
-check "... and ends with the same losses as an uninterrupted run" python3 -c "
+check "... and ends with the same losses as an uninterrupted run" "$PY" -c "
 import json
 a = [json.loads(l) for l in open('$T/full/metrics.jsonl')]; b = [json.loads(l) for l in open('$T/kill/metrics.jsonl')]
 la = [r['loss'] for r in a if r['type'] == 'train']; lb = [r['loss'] for r in b if r['type'] == 'train']
@@ -75,7 +76,7 @@ assert all(abs(x - y) <= 1e-5 * max(1, abs(x)) for x, y in zip(la, lb)), (la, lb
 "
 
 # bad samples: missing file, corrupt JPEG, empty caption, non-UTF-8 caption
-python3 - "$T/syn" <<'PY'
+"$PY" - "$T/syn" <<'PY'
 import sys, shutil
 d = sys.argv[1]
 rows = open(d + "/train.csv", encoding="utf-8").read().splitlines()

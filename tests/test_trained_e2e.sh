@@ -10,6 +10,7 @@
 # The thresholds are far below what the run reaches (see README) so the test
 # checks learning, not luck; the data, seed and steps are fixed.
 set -u
+PY=${PYTHON:-/usr/bin/python3}  # Debian's, with python3-numpy (the PATH one may lack it)
 fails=0
 check() { local name=$1; shift; if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi; }
 T=$(mktemp -d)
@@ -27,12 +28,12 @@ M=$T/run/model.safetensors
 check "zero-shot during training is logged" grep -q '"type": "zeroshot"' "$T/run/metrics.jsonl"
 $C zeroshot --model "$M" --data "$z/pair" --classnames "$z/classnames_pair.txt" \
   --templates "$SRC/datasets/synth_templates.txt" --json "$T/zs.json" > "$T/zs.out" 2>&1
-check "zero-shot on held-out pairs: top-1 >= 2x chance" python3 -c "
+check "zero-shot on held-out pairs: top-1 >= 2x chance" "$PY" -c "
 import json; j = json.load(open('$T/zs.json'))
 assert j['top1'] >= 2 * j['chance'], (j['top1'], j['chance'])
 print('   top-1 %.3f, chance %.3f' % (j['top1'], j['chance']))"
 $C retrieval --model "$M" --data "$z/retrieval.csv" --json "$T/ret.json" > /dev/null 2>&1
-check "retrieval on held-out images beats chance" python3 -c "
+check "retrieval on held-out images beats chance" "$PY" -c "
 import json; j = json.load(open('$T/ret.json'))
 n = j['n_images']
 assert j['image_retrieval_recall@5'] > 2 * 5 / n and j['text_retrieval_recall@5'] > 2 * 5 / n, j"
@@ -46,7 +47,7 @@ for q in "blue circle" "red triangle"; do
     "[ \$(grep -c '/${f%%_*}_' '$T/hits_$f.txt') -ge 4 ]"
 done
 cp "$T/hits_blue_circle.html" "$T/hits.html"
-check "search page parses" python3 -c "
+check "search page parses" "$PY" -c "
 import xml.etree.ElementTree as ET
 ET.parse('$T/hits.html')
 from html.parser import HTMLParser
