@@ -4,8 +4,8 @@
 # - zero-shot on the held-out colour-shape pairs beats chance by a margin,
 #   and the zero-shot run during training was logged;
 # - retrieval on held-out images beats chance (recall@5 > 5/n);
-# - search: a text query for a colour-shape pair returns images of that pair
-#   in its top 5 (and of its colour in at least 4 of the 5; shape is learnt
+# - search: text queries for colour-shape pairs return images of the pair in
+#   their top 5 (and of its colour in at least 4 of the 5; shape is learnt
 #   more slowly than colour, see README), and the HTML page parses.
 # The thresholds are far below what the run reaches (see README) so the test
 # checks learning, not luck; the data, seed and steps are fixed.
@@ -39,14 +39,22 @@ n = j['n_images']
 assert j['image_retrieval_recall@5'] > 2 * 5 / n and j['text_retrieval_recall@5'] > 2 * 5 / n, j"
 $C index --model "$M" --images "$T/s/zeroshot_seen/pair" --out "$T/idx" > /dev/null 2>&1
 check "index built" test -f "$T/idx/index.json"
-for q in "blue circle" "red triangle"; do
-  f=${q// /_}
-  $C search --model "$M" --index "$T/idx" --text "a photo of a $q" -k 5 --html "$T/hits_$f.html" > "$T/hits_$f.txt" 2>&1
-  check "search '$q': the pair is in the top 5" grep -q "/$f/" "$T/hits_$f.txt"
-  check "search '$q': at least 4 of the top 5 have its colour" bash -c \
-    "[ \$(grep -c '/${f%%_*}_' '$T/hits_$f.txt') -ge 4 ]"
-done
-cp "$T/hits_blue_circle.html" "$T/hits.html"
+# every seen pair as a text query (one command; the index holds 5 images of
+# each of the 24 pairs): its pair in the top 5 for at least 20 of them, and
+# its colour in at least 4 of the top 5 for at least 20 (measured here: 23 and
+# 24 of 24; a 400-step model knows colours better than shapes)
+args=()
+for p in $(ls "$T/s/zeroshot_seen/pair"); do args+=(--text "a photo of a ${p//_/ }"); done
+$C search --model "$M" --index "$T/idx" "${args[@]}" -k 5 > "$T/hits.txt" 2>&1
+check "search: 24 queries answered" test $? -eq 0 -a "${#args[@]}" -eq 48
+read -r with_pair with_colour < <(awk '
+  /^text "a photo of a / { if (q != "") { tp += (np > 0); tc += (nc >= 4) }
+                           q = $6 "_" substr($7, 1, length($7) - 2); c = $6; np = 0; nc = 0; next }
+  / \/.*\.png$/ { np += index($NF, "/" q "/") > 0; nc += index($NF, "/" c "_") > 0 }
+  END { tp += (np > 0); tc += (nc >= 4); print tp, tc }' "$T/hits.txt")
+check "search: the queried pair in the top 5 for >= 20 of 24 pairs ($with_pair)" test "${with_pair:-0}" -ge 20
+check "search: its colour in >= 4 of the top 5 for >= 20 of 24 pairs ($with_colour)" test "${with_colour:-0}" -ge 20
+$C search --model "$M" --index "$T/idx" --text "a photo of a blue circle" -k 5 --html "$T/hits.html" > /dev/null 2>&1
 check "search page parses" "$PY" -c "
 import xml.etree.ElementTree as ET
 ET.parse('$T/hits.html')
@@ -56,6 +64,6 @@ class P(HTMLParser):
     def handle_starttag(self, t, a):
         if t == 'img': P.n += 1
 P().feed(open('$T/hits.html').read()); assert P.n == 5, P.n"
-[ $fails -eq 0 ] || { echo "--- train.log"; tail -5 "$T/train.log"; echo "--- hits"; cat "$T"/hits_*.txt; }
+[ $fails -eq 0 ] || { echo "--- train.log"; tail -5 "$T/train.log"; echo "--- hits"; cat "$T/hits.txt"; }
 echo "$fails failed"
 [ $fails -eq 0 ]
