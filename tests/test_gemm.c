@@ -208,8 +208,8 @@ int main(void) {
     if (b == 0) {
       /* several tile shapes, so both full tiles and edges of each run */
       const cc_gemm_params ps[] = {{12, 2, 4, 8, 1, 0}, {4, 1, 1, 1, 0, 0}, {6, 3, 2, 3, 1, 64},
-                                   {16, 1, 8, 2, 0, 7}, {5, 2, 3, 4, 0, 0}};
-      for (int i = 0; i < 5; i++) {
+                                   {16, 1, 8, 2, 0, 7}, {5, 2, 3, 4, 0, 0}, {6, 3, 4, 16, 0, 0}};
+      for (int i = 0; i < 6; i++) {
         TH_OK(cc_gemm_set_params(rt, &ps[i]));
         char tag[64];
         snprintf(tag, sizeof tag, "cpu MR%d NV%d KU%d MB%d PA%d KC%d", ps[i].MR, ps[i].NV, ps[i].KU, ps[i].MB,

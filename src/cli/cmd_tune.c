@@ -82,7 +82,64 @@ static void print_params(const char *tag, const cc_gemm_params *p, double s) {
   fflush(stdout);
 }
 
-static int save(const clipcl_device_info *in, const cc_gemm_params *p) {
+/* Applies candidate q as the set being tuned (which = 0: A stored (M,K),
+ * 1: A transposed), the other set staying `other`. */
+static void apply(cc_rt *rt, int which, const cc_gemm_params *q, const cc_gemm_params *other) {
+  if (which) cc_gemm_set_params2(rt, other, q);
+  else cc_gemm_set_params2(rt, q, other);
+}
+
+/* Coordinate search from *best: tile shape (register budget: MR*NV
+ * accumulators + NV + 1 of 32 AVX-512 registers), then scheduling block,
+ * packing, unroll and k blocking. */
+static void search(cc_rt *rt, int which, cc_gemm_params *best, const cc_gemm_params *other, prepared *ps,
+                   const tune_shape *sh, int ns, double budget, int reps, int quick) {
+  apply(rt, which, best, other);
+  double best_s = score(rt, ps, sh, ns, budget, reps, 1);
+  print_params("start", best, best_s);
+  static const int mrs[] = {4, 6, 8, 12, 14}, nvs[] = {1, 2, 3, 4};
+  for (size_t a = 0; a < sizeof mrs / sizeof *mrs; a++)
+    for (size_t b = 0; b < sizeof nvs / sizeof *nvs; b++) {
+      cc_gemm_params p = *best;
+      p.MR = mrs[a];
+      p.NV = nvs[b];
+      if (p.MR * p.NV + p.NV + 1 > 31 || (p.MR == best->MR && p.NV == best->NV)) continue;
+      if (quick && (p.NV > 3 || p.MR > 12)) continue;
+      apply(rt, which, &p, other);
+      double s = score(rt, ps, sh, ns, budget, reps, 0);
+      print_params("  try", &p, s);
+      if (s > best_s) {
+        best_s = s;
+        *best = p;
+      }
+    }
+  for (int stage = 0; stage < 4; stage++) {
+    static const int mbs[] = {2, 4, 8, 16, 32}, kus[] = {1, 2, 4, 8}, kcs[] = {0, 256, 512, 1024};
+    int n = stage == 0 ? 5 : stage == 1 ? 2 : 4;
+    for (int i = 0; i < n; i++) {
+      cc_gemm_params p = *best;
+      if (stage == 0) p.MB = mbs[i];
+      else if (stage == 1) p.PA = i;
+      else if (stage == 2) p.KU = kus[i];
+      else p.KC = kcs[i];
+      if (!memcmp(&p, best, sizeof p)) continue;
+      if (quick && stage >= 2) continue;
+      apply(rt, which, &p, other);
+      double s = score(rt, ps, sh, ns, budget, reps, 0);
+      print_params("  try", &p, s);
+      if (s > best_s) {
+        best_s = s;
+        *best = p;
+      }
+    }
+  }
+  apply(rt, which, best, other);
+  printf("best%s:\n", which ? " (A transposed)" : "");
+  best_s = score(rt, ps, sh, ns, budget, reps, 1);
+  print_params("best", best, best_s);
+}
+
+static int save(const clipcl_device_info *in, const cc_gemm_params *p, const cc_gemm_params *pt) {
   char path[4096], tmp[4200];
   cc_gemm_tune_path(path, sizeof path);
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -100,8 +157,8 @@ static int save(const clipcl_device_info *in, const cc_gemm_params *p) {
           strncmp(line + nl + 1, in->driver, strlen(in->driver)) == 0))
       fputs(line, out);
   if (old) fclose(old);
-  fprintf(out, "%s\t%s\tMR=%d NV=%d KU=%d MB=%d PA=%d KC=%d\n", in->name, in->driver, p->MR, p->NV, p->KU, p->MB,
-          p->PA, p->KC);
+  fprintf(out, "%s\t%s\tMR=%d NV=%d KU=%d MB=%d PA=%d KC=%d\tMR=%d NV=%d KU=%d MB=%d PA=%d KC=%d\n", in->name,
+          in->driver, p->MR, p->NV, p->KU, p->MB, p->PA, p->KC, pt->MR, pt->NV, pt->KU, pt->MB, pt->PA, pt->KC);
   if (fclose(out) != 0 || rename(tmp, path) != 0) {
     fprintf(stderr, "clipcl tune: %s: cannot write\n", path);
     return 1;
@@ -161,53 +218,28 @@ int cmd_tune(int argc, char **argv) {
     }
   double budget = quick ? 0.02 : 0.25;
   int reps = quick ? 2 : 3;
-  cc_gemm_params best;
-  cc_gemm_get_params(rt, &best);
-  double best_s = score(rt, ps, sh, ns, budget, reps, 1);
-  print_params("start", &best, best_s);
-  /* Stage 1: tile shape (register budget: MR*NV accumulators + NV + 1 of 32
-   * AVX-512 registers). Stage 2: scheduling, packing, unroll, k blocking. */
-  static const int mrs[] = {4, 6, 8, 12, 14}, nvs[] = {1, 2, 3, 4};
-  for (size_t a = 0; a < sizeof mrs / sizeof *mrs; a++)
-    for (size_t b = 0; b < sizeof nvs / sizeof *nvs; b++) {
-      cc_gemm_params p = best;
-      p.MR = mrs[a];
-      p.NV = nvs[b];
-      if (p.MR * p.NV + p.NV + 1 > 31 || (p.MR == best.MR && p.NV == best.NV)) continue;
-      if (quick && (p.NV > 2 || p.MR > 12)) continue;
-      cc_gemm_set_params(rt, &p);
-      double s = score(rt, ps, sh, ns, budget, reps, 0);
-      print_params("  try", &p, s);
-      if (s > best_s) {
-        best_s = s;
-        best = p;
-      }
-    }
-  for (int stage = 0; stage < 4; stage++) {
-    static const int mbs[] = {2, 4, 8, 16, 32}, kus[] = {1, 2, 4, 8}, kcs[] = {0, 256, 512, 1024};
-    int n = stage == 0 ? 5 : stage == 1 ? 2 : stage == 2 ? 4 : 4;
-    for (int i = 0; i < n; i++) {
-      cc_gemm_params p = best;
-      if (stage == 0) p.MB = mbs[i];
-      else if (stage == 1) p.PA = i;
-      else if (stage == 2) p.KU = kus[i];
-      else p.KC = kcs[i];
-      if (!memcmp(&p, &best, sizeof p)) continue;
-      if (quick && stage >= 2) continue;
-      cc_gemm_set_params(rt, &p);
-      double s = score(rt, ps, sh, ns, budget, reps, 0);
-      print_params("  try", &p, s);
-      if (s > best_s) {
-        best_s = s;
-        best = p;
-      }
+  cc_gemm_params best, best_t;
+  cc_gemm_get_params2(rt, &best, &best_t);
+  /* A stored (M,K) on every shape but the transposed-A ones, then those */
+  prepared pm[8], pt[8];
+  tune_shape sm[8], st[8];
+  int nm = 0, nt = 0;
+  for (int i = 0; i < ns; i++) {
+    if (sh[i].tA) {
+      st[nt] = sh[i];
+      pt[nt++] = ps[i];
+    } else {
+      sm[nm] = sh[i];
+      pm[nm++] = ps[i];
     }
   }
-  cc_gemm_set_params(rt, &best);
-  printf("best:\n");
-  best_s = score(rt, ps, sh, ns, budget, reps, 1);
-  print_params("best", &best, best_s);
-  int rc = dry ? 0 : save(in, &best);
+  printf("-- products with A stored (M,K)\n");
+  search(rt, 0, &best, &best_t, pm, sm, nm, budget, reps, quick);
+  if (nt) {
+    printf("-- products with A transposed\n");
+    search(rt, 1, &best_t, &best, pt, st, nt, budget, reps, quick);
+  }
+  int rc = dry ? 0 : save(in, &best, &best_t);
   for (int i = 0; i < ns; i++) {
     cc_release(ps[i].a);
     cc_release(ps[i].b);

@@ -22,20 +22,27 @@ enum { BACKEND_CPU, BACKEND_CLBLAST, BACKEND_NAIVE };
 #define KCL_MAX 512 /* kernels/gemm.cl KCL: K slice of gemm_tile_packed */
 static const char *backend_names[] = {"cpu-tiled", "clblast", "naive"};
 
+/* One tile parameter set and the defines its kernels are built with. */
 typedef struct {
-  int backend;
   cc_gemm_params p;
   char defines[128];
+} gemm_cfg;
+
+/* cfg[0] serves A stored (M,K); cfg[1] A stored (K,M) (transA), whose
+ * in-place reads favour taller tiles. */
+typedef struct {
+  int backend;
+  gemm_cfg cfg[2];
 } gemm_state;
 
 /* Built-in parameters: device-name substring -> tile shape. The first match
  * wins; the last row is the default for CPU devices. */
 static const struct {
   const char *match;
-  cc_gemm_params p;
+  cc_gemm_params p, pt; /* A (M,K); A (K,M) */
 } builtin[] = {
-    {"avx512", {12, 2, 4, 8, 0, 0}},
-    {"", {6, 2, 4, 8, 0, 0}},
+    {"avx512", {6, 3, 4, 16, 0, 0}, {12, 2, 4, 8, 0, 0}},
+    {"", {6, 2, 4, 8, 0, 0}, {6, 2, 4, 8, 0, 0}},
 };
 
 static int ci_has(const char *hay, const char *needle) {
@@ -93,8 +100,9 @@ void cc_gemm_tune_path(char *out, size_t n) {
   else snprintf(out, n, "clipcl_gemm_tune.txt");
 }
 
-/* The tune file holds lines "<device name>\t<driver>\tMR=.. NV=.. KU=.. MB=..". */
-static int tuned_params(const clipcl_device_info *in, cc_gemm_params *p) {
+/* The tune file holds lines "<device name>\t<driver>\tMR=.. NV=.. ..." with an
+ * optional fourth field for products whose A is transposed. */
+static int tuned_params(const clipcl_device_info *in, cc_gemm_params *p, cc_gemm_params *pt) {
   char path[4096];
   cc_gemm_tune_path(path, sizeof path);
   FILE *f = fopen(path, "r");
@@ -109,9 +117,12 @@ static int tuned_params(const clipcl_device_info *in, cc_gemm_params *p) {
     if (!t2) continue;
     *t2 = 0;
     if (strcmp(line, in->name) || strcmp(t1 + 1, in->driver)) continue;
-    cc_gemm_params q = *p;
-    if (cc_gemm_params_parse(t2 + 1, &q) == 0) {
+    char *t3 = strchr(t2 + 1, '\t');
+    if (t3) *t3 = 0;
+    cc_gemm_params q = *p, qt = *pt;
+    if (cc_gemm_params_parse(t2 + 1, &q) == 0 && (!t3 || cc_gemm_params_parse(t3 + 1, &qt) == 0)) {
       *p = q;
+      *pt = t3 ? qt : q;
       found = 1;
     }
   }
@@ -142,17 +153,21 @@ static clipcl_status get_state(cc_rt *rt, gemm_state **out) {
       char hay[512];
       snprintf(hay, sizeof hay, "%s %s", in->name, in->version);
       if (ci_has(hay, builtin[i].match)) {
-        st->p = builtin[i].p;
+        st->cfg[0].p = builtin[i].p;
+        st->cfg[1].p = builtin[i].pt;
         break;
       }
     }
-    tuned_params(in, &st->p);
+    tuned_params(in, &st->cfg[0].p, &st->cfg[1].p);
     const char *e = getenv("CLIPCL_GEMM_PARAMS");
-    if (e && *e && cc_gemm_params_parse(e, &st->p) != 0) {
-      free(st);
-      return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_GEMM_PARAMS=\"%s\": expected e.g. \"MR=12 NV=2 KU=4 MB=8 PA=1 KC=0\"", e);
+    if (e && *e) {
+      if (cc_gemm_params_parse(e, &st->cfg[0].p) != 0) {
+        free(st);
+        return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_GEMM_PARAMS=\"%s\": expected e.g. \"MR=6 NV=3 KU=4 MB=16 PA=0 KC=0\"", e);
+      }
+      st->cfg[1].p = st->cfg[0].p;
     }
-    cc_gemm_params_defines(&st->p, st->defines, sizeof st->defines);
+    for (int i = 0; i < 2; i++) cc_gemm_params_defines(&st->cfg[i].p, st->cfg[i].defines, sizeof st->cfg[i].defines);
     cc_set_state(rt, CC_STATE_GEMM, st, state_free);
   }
   *out = st;
@@ -165,20 +180,26 @@ const char *cc_gemm_backend(cc_rt *rt) {
   return backend_names[st->backend];
 }
 
-clipcl_status cc_gemm_set_params(cc_rt *rt, const cc_gemm_params *p) {
+clipcl_status cc_gemm_set_params2(cc_rt *rt, const cc_gemm_params *p, const cc_gemm_params *pt) {
   gemm_state *st;
   CC_TRY(get_state(rt, &st));
-  st->p = *p;
-  cc_gemm_params_defines(&st->p, st->defines, sizeof st->defines);
+  st->cfg[0].p = *p;
+  st->cfg[1].p = pt ? *pt : *p;
+  for (int i = 0; i < 2; i++) cc_gemm_params_defines(&st->cfg[i].p, st->cfg[i].defines, sizeof st->cfg[i].defines);
   return CLIPCL_OK;
 }
 
-clipcl_status cc_gemm_get_params(cc_rt *rt, cc_gemm_params *p) {
+clipcl_status cc_gemm_set_params(cc_rt *rt, const cc_gemm_params *p) { return cc_gemm_set_params2(rt, p, NULL); }
+
+clipcl_status cc_gemm_get_params2(cc_rt *rt, cc_gemm_params *p, cc_gemm_params *pt) {
   gemm_state *st;
   CC_TRY(get_state(rt, &st));
-  *p = st->p;
+  *p = st->cfg[0].p;
+  if (pt) *pt = st->cfg[1].p;
   return CLIPCL_OK;
 }
+
+clipcl_status cc_gemm_get_params(cc_rt *rt, cc_gemm_params *p) { return cc_gemm_get_params2(rt, p, NULL); }
 
 /* One gemm_tile launch per K slice over the columns [j0, j0+n) of C, with
  * op(B) for those columns at b (element strides b_ts between column panels,
@@ -197,9 +218,9 @@ typedef struct {
   int rs, cs, clamp;
 } a_operand;
 
-static clipcl_status tile_columns(cc_rt *rt, gemm_state *st, cc_kernel *kt, const cc_gemm_desc *g, int batch,
+static clipcl_status tile_columns(cc_rt *rt, const gemm_cfg *c, cc_kernel *kt, const cc_gemm_desc *g, int batch,
                                   const a_operand *a, const b_operand *b, int j0, int n) {
-  const cc_gemm_params *p = &st->p;
+  const cc_gemm_params *p = &c->p;
   int NR = 16 * p->NV;
   size_t mtiles = ((size_t)g->M + p->MR - 1) / p->MR, ntiles = ((size_t)n + NR - 1) / NR;
   int kc = p->KC > 0 ? p->KC : g->K;
@@ -221,24 +242,25 @@ static clipcl_status tile_columns(cc_rt *rt, gemm_state *st, cc_kernel *kt, cons
 }
 
 static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, int batch) {
-  int NR = 16 * st->p.NV;
+  const gemm_cfg *c = &st->cfg[g->transA ? 1 : 0];
+  int NR = 16 * c->p.NV;
   cc_kernel *kt;
-  CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_tile", st->defines, &kt));
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_tile", c->defines, &kt));
   a_operand a = {g->A.buf, g->A.off, g->sA, 0, g->transA ? 1 : g->lda, g->transA ? g->lda : 1, 1};
-  a.ts = (cl_ulong)st->p.MR * a.rs;
-  if (st->p.PA) {
+  a.ts = (cl_ulong)c->p.MR * a.rs;
+  if (c->p.PA) {
     /* Packed A: MR values per k contiguous, zero padded rows. */
-    size_t mtiles = ((size_t)g->M + st->p.MR - 1) / st->p.MR, ap_batch = mtiles * st->p.MR * (size_t)g->K;
+    size_t mtiles = ((size_t)g->M + c->p.MR - 1) / c->p.MR, ap_batch = mtiles * c->p.MR * (size_t)g->K;
     cl_mem Ap;
     cc_kernel *ka;
     CC_TRY(cc_scratch(rt, 0, ap_batch * batch * 4, &Ap));
-    CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_a", st->defines, &ka));
+    CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_a", c->defines, &ka));
     size_t ga[3] = {((size_t)g->K + 15) / 16, mtiles, (size_t)batch}, la[3] = {1, 1, 1};
     CC_TRY(CC_LAUNCH(rt, ka, 3, ga, la, CC_MEM(Ap), CC_ULONG(ap_batch), CC_VIEW(g->A), CC_INT(g->lda),
                      CC_ULONG(g->sA), CC_INT(g->transA), CC_INT(g->M), CC_INT(g->K)));
-    a = (a_operand){Ap, 0, ap_batch, (cl_ulong)st->p.MR * g->K, 1, st->p.MR, 0};
+    a = (a_operand){Ap, 0, ap_batch, (cl_ulong)c->p.MR * g->K, 1, c->p.MR, 0};
   }
-  int mtiles = (g->M + st->p.MR - 1) / st->p.MR, mblocks = (mtiles + st->p.MB - 1) / st->p.MB;
+  int mtiles = (g->M + c->p.MR - 1) / c->p.MR, mblocks = (mtiles + c->p.MB - 1) / c->p.MB;
   if (mblocks > 1) {
     /* Many row tiles share each column panel: pack all of op(B) once into
      * contiguous panels (transposing when B is (N,K)), then the in-place
@@ -249,26 +271,26 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
     cl_mem Bp;
     cc_kernel *kb;
     CC_TRY(cc_scratch(rt, 1, bp_batch * batch * 4, &Bp));
-    CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_bt", st->defines, &kb));
+    CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_bt", c->defines, &kb));
     size_t gb[3] = {((size_t)g->K + 15) / 16, (size_t)ntl * NR / 16, (size_t)batch}, lb[3] = {1, 1, 1};
     CC_TRY(CC_LAUNCH(rt, kb, 3, gb, lb, CC_MEM(Bp), CC_ULONG(bp_batch), CC_VIEW(g->B), CC_INT(g->ldb),
                      CC_ULONG(g->sB), CC_INT(g->N), CC_INT(g->K), CC_INT(g->transB)));
     b_operand b = {Bp, 0, bp_batch, (cl_ulong)NR * g->K, NR};
-    return tile_columns(rt, st, kt, g, batch, &a, &b, 0, g->N);
+    return tile_columns(rt, c, kt, g, batch, &a, &b, 0, g->N);
   }
   /* One row block: a row-major B is read in place for all full column panels. */
   int nfull = g->transB ? 0 : g->N / NR * NR;
   if (nfull > 0) {
     b_operand b = {g->B.buf, g->B.off, g->sB, (cl_ulong)NR, g->ldb};
-    CC_TRY(tile_columns(rt, st, kt, g, batch, &a, &b, 0, nfull));
+    CC_TRY(tile_columns(rt, c, kt, g, batch, &a, &b, 0, nfull));
   }
   if (nfull == g->N) return CLIPCL_OK;
   int n = g->N - nfull, ntiles = (n + NR - 1) / NR;
   /* Otherwise (few row tiles, or the last partial panel of a row-major B)
    * gemm_tile_packed copies each column panel into a cache-resident buffer. */
-  int kcl = KCL_MAX, kc = st->p.KC > 0 && st->p.KC < kcl ? st->p.KC : kcl;
+  int kcl = KCL_MAX, kc = c->p.KC > 0 && c->p.KC < kcl ? c->p.KC : kcl;
   cc_kernel *kp;
-  CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_tile_packed", st->defines, &kp));
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_tile_packed", c->defines, &kp));
   cl_ulong boff = g->B.off + (g->transB ? (cl_ulong)nfull * g->ldb : (cl_ulong)nfull);
   int bk_stride = g->transB ? 1 : g->ldb; /* element step of op(B) along k */
   int has_bias = g->bias.buf != NULL;
@@ -282,7 +304,7 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
                      CC_INT(g->transB), CC_MEM(g->C.buf), CC_ULONG(g->C.off + nfull), CC_INT(g->ldc),
                      CC_ULONG(g->sC), CC_MEM(bias), CC_ULONG(g->bias.off + nfull), CC_INT(first && has_bias),
                      CC_INT(g->M), CC_INT(n), CC_INT(kn), CC_FLOAT(g->alpha), CC_FLOAT(first ? g->beta : 1.0f),
-                     CC_INT(mtiles), CC_INT(ntiles), CC_INT(st->p.MB)));
+                     CC_INT(mtiles), CC_INT(ntiles), CC_INT(c->p.MB)));
   }
   return CLIPCL_OK;
 }

@@ -15,11 +15,15 @@ typedef struct {
   int KC; /* k block: the product is accumulated in K slices of KC (0: one slice) */
 } cc_gemm_params;
 
-/* "MR=12 NV=2 KU=4 MB=8 PA=0 KC=0" (any subset, any order); 0 on success. */
+/* "MR=6 NV=3 KU=4 MB=16 PA=0 KC=0" (any subset, any order); 0 on success. */
 int cc_gemm_params_parse(const char *s, cc_gemm_params *p);
 void cc_gemm_params_defines(const cc_gemm_params *p, char *out, size_t n);
 /* Where `clipcl tune` stores results: CLIPCL_TUNE_FILE, else the cache dir. */
 void cc_gemm_tune_path(char *out, size_t n);
+/* Both parameter sets (A stored (M,K), and A transposed); _set_params sets
+ * both to p, _set_params2 each (pt NULL: p). */
 clipcl_status cc_gemm_set_params(cc_rt *rt, const cc_gemm_params *p);
+clipcl_status cc_gemm_set_params2(cc_rt *rt, const cc_gemm_params *p, const cc_gemm_params *pt);
 clipcl_status cc_gemm_get_params(cc_rt *rt, cc_gemm_params *p);
+clipcl_status cc_gemm_get_params2(cc_rt *rt, cc_gemm_params *p, cc_gemm_params *pt);
 #endif
