@@ -19,6 +19,7 @@
 
 #include "clipcl.h"
 #include "eval/eval.h"
+#include "util/file.h"
 #include "io/npy.h"
 #include "util/error.h"
 
@@ -273,47 +274,6 @@ static void escape_path(cc_buf *b, const char *p) {
   cc_buf_add(b, "\n", 1);
 }
 
-static clipcl_status read_all(const char *path, char **out, size_t *len) {
-  *out = NULL;
-  *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return cc_fail(CLIPCL_ERR_IO, "%s: cannot open", path);
-  char *buf = NULL;
-  size_t n = 0, cap = 0;
-  clipcl_status st = CLIPCL_OK;
-  for (;;) {
-    if (n == cap) {
-      if (cap >= INDEX_MAX_PATHS_FILE) {
-        st = cc_fail(CLIPCL_ERR_FORMAT, "%s: too large", path);
-        break;
-      }
-      size_t nc = cap ? cap * 2 : 1 << 16;
-      char *nb = realloc(buf, nc + 1);
-      if (!nb) {
-        st = cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory", path);
-        break;
-      }
-      buf = nb;
-      cap = nc;
-    }
-    size_t got = fread(buf + n, 1, cap - n, f);
-    n += got;
-    if (got == 0) {
-      if (ferror(f)) st = cc_fail(CLIPCL_ERR_IO, "%s: read error", path);
-      break;
-    }
-  }
-  fclose(f);
-  if (st) {
-    free(buf);
-    return st;
-  }
-  buf[n] = 0;
-  *out = buf;
-  *len = n;
-  return CLIPCL_OK;
-}
-
 /* Unescapes the paths file into rows of ix (whose embeddings are in place). */
 static clipcl_status parse_paths(clipcl_index *ix, const char *file, char *buf, size_t len, size_t count) {
   size_t line = 0;
@@ -390,7 +350,7 @@ clipcl_status clipcl_index_load(const char *dir, clipcl_index **out) {
   if (!st) st = reserve(ix, count);
   if (!st) {
     if (count) memcpy(ix->emb, data, count * (size_t)m.dim * sizeof *data);
-    st = read_all(pp, &text, &tlen);
+    st = cc_read_file(pp, INDEX_MAX_PATHS_FILE, &text, &tlen);
   }
   if (!st) st = parse_paths(ix, pp, text, tlen, count);
   if (!st) ix->generation = (uint64_t)m.generation;

@@ -13,6 +13,7 @@
 
 #include "clipcl.h"
 #include "eval/eval.h"
+#include "util/file.h"
 #include "util/error.h"
 
 #define LIST_MAX_FILE (64u << 20)
@@ -195,34 +196,9 @@ clipcl_status clipcl_text_list_load(const char *path, int kind, clipcl_text_list
   if (!out) return cc_fail(CLIPCL_ERR_ARG, "text list: no output");
   *out = (clipcl_text_list){0, NULL};
   if (!path) return cc_fail(CLIPCL_ERR_ARG, "text list: no path");
-  FILE *f = fopen(path, "rb");
-  if (!f) return cc_fail(CLIPCL_ERR_IO, "%s: cannot open", path);
-  char *buf = NULL;
-  size_t len = 0, cap = 0;
-  clipcl_status st = CLIPCL_OK;
-  for (;;) {
-    if (len == cap) {
-      if (cap >= LIST_MAX_FILE) {
-        st = cc_fail(CLIPCL_ERR_FORMAT, "%s: larger than %u MiB", path, LIST_MAX_FILE >> 20);
-        break;
-      }
-      size_t nc = cap ? cap * 2 : 65536;
-      char *nb = realloc(buf, nc);
-      if (!nb) {
-        st = cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory", path);
-        break;
-      }
-      buf = nb;
-      cap = nc;
-    }
-    size_t got = fread(buf + len, 1, cap - len, f);
-    len += got;
-    if (got == 0) {
-      if (ferror(f)) st = cc_fail(CLIPCL_ERR_IO, "%s: read error", path);
-      break;
-    }
-  }
-  fclose(f);
+  char *buf;
+  size_t len;
+  clipcl_status st = cc_read_file(path, LIST_MAX_FILE, &buf, &len);
   if (!st) st = clipcl_text_list_parse(buf, len, path, kind, out);
   free(buf);
   return st;
