@@ -64,13 +64,7 @@ clipcl_status clipcl_features_save(const char *prefix, const char *identity, con
   if (!st && unlink(pj) != 0 && errno != ENOENT) st = cc_fail(CLIPCL_ERR_IO, "%s: cannot remove the old cache description", pj);
   if (!st) st = cc_npy_write_f32(pf, X, 2, (size_t[]){n, (size_t)dim});
   if (!st && labels) st = cc_npy_write_f32(pl, lf, 1, (size_t[]){n});
-  if (!st) {
-    cc_buf b = {0};
-    cc_buf_str(&b, text);
-    cc_buf_str(&b, "\n");
-    st = cc_buf_save(&b, pj);
-    cc_buf_free(&b);
-  }
+  if (!st) st = cc_save_line(pj, text);
   free(text);
   json_decref(meta);
   free(lf);

@@ -494,11 +494,7 @@ clipcl_status clipcl_probe_write_json(const char *path, const clipcl_probe_resul
   if (!path) return cc_fail(CLIPCL_ERR_ARG, "probe JSON: no path");
   char *s;
   CC_TRY(clipcl_probe_json(r, &s));
-  cc_buf b = {0};
-  cc_buf_str(&b, s);
-  cc_buf_str(&b, "\n");
+  clipcl_status st = cc_save_line(path, s);
   free(s);
-  clipcl_status st = cc_buf_save(&b, path);
-  cc_buf_free(&b);
   return st;
 }

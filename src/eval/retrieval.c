@@ -180,11 +180,7 @@ clipcl_status clipcl_retrieval_write_json(const char *path, const clipcl_retriev
   if (!path) return cc_fail(CLIPCL_ERR_ARG, "retrieval JSON: no path");
   char *s;
   CC_TRY(clipcl_retrieval_json(m, &s));
-  cc_buf b = {0};
-  cc_buf_str(&b, s);
-  cc_buf_str(&b, "\n");
+  clipcl_status st = cc_save_line(path, s);
   free(s);
-  clipcl_status st = cc_buf_save(&b, path);
-  cc_buf_free(&b);
   return st;
 }

@@ -96,17 +96,8 @@ clipcl_status clipcl_zeroshot_write_json(const char *path, const clipcl_zeroshot
   if (!path) return cc_fail(CLIPCL_ERR_ARG, "zero-shot JSON: no path");
   char *s;
   CC_TRY(clipcl_zeroshot_json(m, classnames, &s));
-  size_t n = strlen(s);
-  char *t = realloc(s, n + 2);
-  if (!t) {
-    free(s);
-    return cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory", path);
-  }
-  t[n] = '\n';
-  t[n + 1] = 0;
-  cc_buf b = {t, n + 1, n + 2, 0};
-  clipcl_status st = cc_buf_save(&b, path);
-  free(t);
+  clipcl_status st = cc_save_line(path, s);
+  free(s);
   return st;
 }
 

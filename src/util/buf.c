@@ -70,3 +70,12 @@ clipcl_status cc_buf_save(const cc_buf *b, const char *path) {
   return cc_atomic_write_file(path, b->p ? b->p : "", b->len);
 }
 
+
+clipcl_status cc_save_line(const char *path, const char *text) {
+  cc_buf b = {0};
+  cc_buf_str(&b, text);
+  cc_buf_str(&b, "\n");
+  clipcl_status st = cc_buf_save(&b, path);
+  cc_buf_free(&b);
+  return st;
+}

@@ -23,4 +23,6 @@ void cc_buf_printf(cc_buf *b, const char *fmt, ...)
 void cc_buf_free(cc_buf *b);
 /* Writes the text to path atomically; CLIPCL_ERR_NOMEM if an append failed. */
 clipcl_status cc_buf_save(const cc_buf *b, const char *path);
+/* Writes text and a final newline to path atomically (JSON files). */
+clipcl_status cc_save_line(const char *path, const char *text);
 #endif
