@@ -160,6 +160,15 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_a(
   r[7] = lo_; r[15] = hi_; \
 } while (0)
 
+/* Declares the tile's row pointers arow[i] = A0 + min(i, IMAX)*a_rs and its
+ * zeroed accumulators acc[MR][NV]. */
+#define TILE_BEGIN(A0, IMAX)                                                       \
+  __global const float *arow[MR];                                                  \
+  _Pragma("unroll") for (int i = 0; i < MR; i++) arow[i] = (A0) + (ulong)min(i, (IMAX)) * a_rs; \
+  float16 acc[MR][NV];                                                             \
+  _Pragma("unroll") for (int i = 0; i < MR; i++)                                   \
+  _Pragma("unroll") for (int v = 0; v < NV; v++) acc[i][v] = (float16)(0.0f)
+
 /* The register-tile product of rows arow[0..MR) (element k at arow[i][k*a_cs])
  * with NR columns of B (row k at BPTR + k*BRS), accumulated into acc. */
 #define TILE_PRODUCT(BPTR, BRS, KLEN)                                              \
@@ -238,14 +247,7 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile(
   int imax = a_clamp ? min(MR - 1, M - 1 - i0) : MR - 1;
   __global const float *a = A + a_off + (ulong)z * sA + (ulong)tm * a_ts;
   __global const float *b = B + b_off + (ulong)z * sB + (ulong)tn * b_ts;
-  __global const float *arow[MR];
-#pragma unroll
-  for (int i = 0; i < MR; i++) arow[i] = a + (ulong)min(i, imax) * a_rs;
-  float16 acc[MR][NV];
-#pragma unroll
-  for (int i = 0; i < MR; i++)
-#pragma unroll
-    for (int v = 0; v < NV; v++) acc[i][v] = (float16)(0.0f);
+  TILE_BEGIN(a, imax);
   TILE_PRODUCT(b, b_rs, K);
   store_tile(acc, C + c_off + (ulong)z * sC, ldc, i0, j0, M, N, alpha, beta, bias + bias_off, has_bias);
 }
@@ -345,14 +347,7 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile_packed(
     int i0 = tm * MR;
     int imax = a_clamp ? min(MR - 1, M - 1 - i0) : MR - 1;
     __global const float *a = A + a_off + (ulong)z * sA + (ulong)tm * a_ts;
-    __global const float *arow[MR];
-#pragma unroll
-    for (int i = 0; i < MR; i++) arow[i] = a + (ulong)min(i, imax) * a_rs;
-    float16 acc[MR][NV];
-#pragma unroll
-    for (int i = 0; i < MR; i++)
-#pragma unroll
-      for (int v = 0; v < NV; v++) acc[i][v] = (float16)(0.0f);
+    TILE_BEGIN(a, imax);
     TILE_PRODUCT(bp, NR, K);
     store_tile(acc, C + c_off + (ulong)z * sC, ldc, i0, j0, M, N, alpha, beta, bias + bias_off, has_bias);
   }
