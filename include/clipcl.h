@@ -33,6 +33,14 @@ const char *clipcl_last_error(void);
 const char *clipcl_status_name(clipcl_status s);
 const char *clipcl_version(void);
 
+/* Notices: one-line messages about slow one-time work the library starts on
+ * its own, such as tuning GEMM for a device it has not seen before. The
+ * library never prints; a program that wants them installs a handler (the
+ * clipcl command prints them to stderr). Process-wide; NULL removes it. Set
+ * it before opening devices. */
+typedef void (*clipcl_notice_fn)(const char *message, void *user);
+void clipcl_set_notice_handler(clipcl_notice_fn fn, void *user);
+
 /* ---- devices ------------------------------------------------------------ */
 typedef struct clipcl_device clipcl_device;
 
@@ -47,6 +55,8 @@ typedef struct {
   size_t max_work_group;
   int fp16, fp64;           /* extensions present */
   int is_cpu, is_gpu;
+  int vector_width;         /* float vector width the kernels are built for:
+                               16 (AVX-512), 8 (AVX2), 4; CLIPCL_VW overrides */
 } clipcl_device_info;
 
 /* Number of OpenCL devices over all platforms (0 if no platform). */

@@ -19,7 +19,7 @@
  *    h 1e-2: the loss sum(proj * out) moves by ~1e-2 * grad while its float
  *    noise is ~1e-7 * sqrt(outputs touched)): atol 2e-3 rtol 5e-3;
  *  - batch reductions (patch dw, dcls, dpos, dwte) run twice: same bits;
- *  - vit/tok kernels in every channel-block width (CLIPCL_EMBED_VEC 16, 1,
+ *  - vit/tok kernels in every channel-block width (CLIPCL_EMBED_VEC 16, 8, 1,
  *    4), with C not a multiple of the width;
  *  - token ids with many duplicates (V smaller than B*T, and a batch of one
  *    repeated id) and ids outside [0,V), which read as zero rows and are
@@ -400,8 +400,8 @@ int main(void) {
 
   /* the batch-reduction kernels in each channel-block width: 16 (CPUs), 1
    * (GPUs), 4; odd C exercises the short last block */
-  const char *vecs[] = {"16", "1", "4"};
-  for (int v = 0; v < 3; v++) {
+  const char *vecs[] = {"16", "1", "4", "8"};
+  for (int v = 0; v < 4; v++) {
     setenv("CLIPCL_EMBED_VEC", vecs[v], 1);
     printf("# CLIPCL_EMBED_VEC=%s\n", vecs[v]);
     vit_case(rt, 1, 0, 7, 0);

@@ -205,7 +205,7 @@ static void tile_independence(cc_rt *rt) {
   th_fill(A, (size_t)M * K, -1, 1);
   th_fill(B, (size_t)N * K, -1, 1);
   cc_view dA = th_dev(rt, A, (size_t)M * K), dB = th_dev(rt, B, (size_t)N * K), dC = th_dev_zero(rt, (size_t)M * N);
-  const cc_gemm_params ps[] = {{6, 3, 4, 16, 0, 0}, {12, 2, 1, 8, 1, 0}, {4, 1, 8, 2, 0, 0}};
+  const cc_gemm_params ps[] = {{6, 3, 4, 16, 0, 0, 0}, {12, 2, 1, 8, 1, 0, 0}, {4, 1, 8, 2, 0, 0, 0}};
   for (int tb = 0; tb < 2; tb++) {
     for (int i = 0; i < 3; i++) {
       TH_OK(cc_gemm_set_params(rt, &ps[i]));
@@ -222,11 +222,14 @@ static void tile_independence(cc_rt *rt) {
   }
 }
 
-int main(void) {
+/* --cpu-only: the CPU kernels alone with two tile sets (tests/test_kernels_vw.sh
+ * runs that at every vector width). */
+int main(int argc, char **argv) {
+  int cpu_only = argc > 1 && !strcmp(argv[1], "--cpu-only");
   /* each backend gets its own device handle: the choice is made at first use */
   const char *backends[] = {"cpu", "naive", "clblast"};
   cc_rt *rt = NULL;
-  for (int b = 0; b < 3; b++) {
+  for (int b = 0; b < (cpu_only ? 1 : 3); b++) {
     setenv("CLIPCL_GEMM", backends[b], 1);
     if (rt) clipcl_device_free(rt);
     rt = th_open();
@@ -234,9 +237,10 @@ int main(void) {
               cc_gemm_backend(rt));
     if (b == 0) {
       /* several tile shapes, so both full tiles and edges of each run */
-      const cc_gemm_params ps[] = {{12, 2, 4, 8, 1, 0}, {4, 1, 1, 1, 0, 0}, {6, 3, 2, 3, 1, 64},
-                                   {16, 1, 8, 2, 0, 7}, {5, 2, 3, 4, 0, 0}, {6, 3, 4, 16, 0, 0}};
+      const cc_gemm_params ps[] = {{12, 2, 4, 8, 1, 0, 0}, {4, 1, 1, 1, 0, 0, 0}, {6, 3, 2, 3, 1, 64, 0},
+                                   {16, 1, 8, 2, 0, 7, 0}, {5, 2, 3, 4, 0, 0, 0}, {6, 3, 4, 16, 0, 0, 0}};
       for (int i = 0; i < 6; i++) {
+        if (cpu_only && i != 0 && i != 4) continue;
         TH_OK(cc_gemm_set_params(rt, &ps[i]));
         char tag[64];
         snprintf(tag, sizeof tag, "cpu MR%d NV%d KU%d MB%d PA%d KC%d", ps[i].MR, ps[i].NV, ps[i].KU, ps[i].MB,

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# test_kernels_vw.sh: every OpenCL op test again at the kernel vector widths
+# this CPU does not pick by itself (kernels/prelude.cl: float4, float8,
+# float16), so each variant is checked against the C references on any
+# machine. Width 8 runs through scripts/as-cpu haswell where the host has
+# AVX-512 (real AVX2 code: 16 ymm registers), else through CLIPCL_VW=8; the
+# others through CLIPCL_VW. test_gemm runs its --cpu-only subset.
+set -euo pipefail
+: "${CLIPCL:?}" "${SRC:?}" "${BUILD:?}"
+native=$("$CLIPCL" devices | grep -o 'kernels in float[0-9]*' | head -1 | grep -o '[0-9]*$')
+[ -n "$native" ] || { echo "FAIL: no vector width in 'clipcl devices'"; exit 1; }
+tests="test_elementwise test_layernorm test_optim test_clip_head test_embed test_attention test_pool test_gemm"
+flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
+lib=$BUILD/tests/libclipcl_as_cpu.so
+fails=0
+for vw in 4 8 16; do
+  [ "$vw" = "$native" ] && continue
+  if [ "$vw" = 8 ] && [ -f "$lib" ] && [[ " $flags " == *" avx512f "* ]]; then
+    how=(env CLIPCL_AS_CPU_LIB="$lib" "$SRC/scripts/as-cpu" haswell)
+    label="as-cpu haswell"
+  else
+    how=(env CLIPCL_VW=$vw)
+    label="CLIPCL_VW=$vw"
+  fi
+  got=$("${how[@]}" "$CLIPCL" devices | grep -o 'kernels in float[0-9]*' | head -1)
+  [ "$got" = "kernels in float$vw" ] || { echo "FAIL: $label gives '$got'"; fails=$((fails + 1)); continue; }
+  for t in $tests; do
+    args=()
+    [ "$t" = test_gemm ] && args=(--cpu-only)
+    if out=$(cd "$SRC/tests" && "${how[@]}" "$BUILD/tests/$t" "${args[@]}" 2>&1); then
+      echo "ok   $label $t: $(tail -n 1 <<<"$out")"
+    else
+      echo "FAIL $label $t:"
+      grep -E '^FAIL' <<<"$out" | head -20 || tail -n 20 <<<"$out"
+      fails=$((fails + 1))
+    fi
+  done
+done
+echo "native width $native; $fails failure(s)"
+[ "$fails" = 0 ]
