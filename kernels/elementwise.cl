@@ -30,23 +30,6 @@ __kernel void clamp_vals(__global float *x, ulong x_off, float lo, float hi, ulo
 #define INV_SQRT2 0.70710678118654752f
 #define INV_SQRT_2PI 0.39894228040143268f
 
-/* erf(x) ~ x P(x^2) / Q(x^2) for |x| <= 4, +-1 beyond (erf(4) = 1 - 1.5e-8):
- * a rational fit (tests/tools/fit_erf.py) with |error| <= 3.3e-7 in float,
- * ~15 vector operations where PoCL's erf costs about ten times as much; one
- * function per type (erf_rv floatv, erf_rs float). */
-#define DEFINE_ERF_RATIONAL(NAME, T)                                                              \
-  static inline T NAME(T x) {                                                                     \
-    T xc = clamp(x, -4.0f, 4.0f), t = xc * xc;                                                    \
-    T p = fma(fma(fma(fma(fma(fma(1.921697169e-08f, t, -1.990590676e-06f), t, 1.555944216e-04f), t, \
-                          4.295367670e-03f), t, 5.244089666e-02f), t, 2.139980315e-01f), t,         \
-              1.128378677e+00f);                                                                  \
-    T q = fma(fma(fma(fma(1.098603398e-03f, t, 1.555581994e-02f), t, 1.208219860e-01f), t,          \
-                  5.229784676e-01f), t, 1.0f);                                                    \
-    return clamp(xc * p / q, -1.0f, 1.0f);                                                        \
-  }
-DEFINE_ERF_RATIONAL(erf_rv, floatv)
-DEFINE_ERF_RATIONAL(erf_rs, float)
-
 #define GELU_F(x, ERF) (quick ? (x) / (1.0f + exp(-1.702f * (x))) : 0.5f * (x) * (1.0f + ERF((x) * INV_SQRT2)))
 
 __kernel void gelu_fwd(__global float *out, ulong out_off, __global const float *inp, ulong in_off,

@@ -143,14 +143,44 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_a(
   } while (0)
 #endif
 
-/* c_tile = alpha*acc + beta*c_tile + bias for the rows < M and columns < N. */
+/* The epilogue applied once to a finished sum (src/ops/gemm.c
+ * epilogue_flags): EPI_RESID adds the matching element of R (row stride
+ * ldr); EPI_GELU / EPI_QUICK apply GELU / QuickGELU, the same formulas as
+ * elementwise.cl's gelu_fwd; with EPI_KEEP_PRE, C keeps the value before
+ * the activation and C2 (row stride ldc) gets the activated one (training
+ * saves both), otherwise C gets the activated value. */
+#define EPI_RESID 1
+#define EPI_GELU 2
+#define EPI_QUICK 4
+#define EPI_KEEP_PRE 8
+#define GEMM_INV_SQRT2 0.70710678118654752f
+
+typedef struct {
+  __global const float *r;
+  int ldr;
+  __global float *c2;
+  int flags;
+} epilogue;
+
+static inline floatv act_v(floatv x, int flags) {
+  return (flags & EPI_QUICK) ? x / (1.0f + exp(-1.702f * x)) : 0.5f * x * (1.0f + erf_rv(x * GEMM_INV_SQRT2));
+}
+static inline float act_s(float x, int flags) {
+  return (flags & EPI_QUICK) ? x / (1.0f + exp(-1.702f * x)) : 0.5f * x * (1.0f + erf_rs(x * GEMM_INV_SQRT2));
+}
+
+/* c_tile = epilogue(alpha*acc + beta*c_tile + bias) for the rows < M and
+ * columns < N. */
 static inline void store_tile(floatv acc[MR][NV], __global float *c, int ldc, int i0, int j0, int M, int N,
-                              float alpha, float beta, __global const float *bias, int has_bias) {
+                              float alpha, float beta, __global const float *bias, int has_bias, epilogue e) {
+  int act = e.flags & (EPI_GELU | EPI_QUICK), keep = act && (e.flags & EPI_KEEP_PRE);
 #pragma unroll
   for (int i = 0; i < MR; i++) {
     int row = i0 + i;
     if (row >= M) break;
     __global float *crow = c + (ulong)row * ldc;
+    __global float *c2row = e.c2 + (ulong)row * ldc;
+    __global const float *rrow = e.r + (ulong)row * e.ldr;
     for (int v = 0; v < NV; v++) {
       int j = j0 + VW * v;
       if (j >= N) break;
@@ -158,6 +188,12 @@ static inline void store_tile(floatv acc[MR][NV], __global float *c, int ldc, in
       if (j + VW <= N) {
         if (beta != 0.0f) res += beta * VLOAD(0, crow + j);
         if (has_bias) res += VLOAD(0, bias + j);
+        if (e.flags & EPI_RESID) res += VLOAD(0, rrow + j);
+        if (act) {
+          floatv y = act_v(res, e.flags);
+          if (keep) VSTORE(y, 0, c2row + j);
+          else res = y;
+        }
         VSTORE(res, 0, crow + j);
       } else {
         float tmp[VW];
@@ -166,6 +202,12 @@ static inline void store_tile(floatv acc[MR][NV], __global float *c, int ldc, in
           float x = tmp[l];
           if (beta != 0.0f) x += beta * crow[j + l];
           if (has_bias) x += bias[j + l];
+          if (e.flags & EPI_RESID) x += rrow[j + l];
+          if (act) {
+            float y = act_s(x, e.flags);
+            if (keep) c2row[j + l] = y;
+            else x = y;
+          }
           crow[j + l] = x;
         }
       }
@@ -190,7 +232,9 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile(
     __global const float *A, ulong a_off, ulong sA, ulong a_ts, int a_rs, int a_cs, int a_clamp,
     __global const float *B, ulong b_off, ulong sB, ulong b_ts, int b_rs,
     __global float *C, ulong c_off, int ldc, ulong sC, __global const float *bias, ulong bias_off,
-    int has_bias, int M, int N, int K, float alpha, float beta, int mtiles, int ntiles, int MB) {
+    int has_bias, __global const float *R, ulong r_off, int ldr, __global float *C2, ulong c2_off, int epi,
+    int M, int N, int K, float alpha, float beta, int mtiles, int ntiles, int MB) {
+  epilogue e = {R + r_off, ldr, C2 + c2_off, epi};
   int g = get_global_id(0), z = get_global_id(1);
   int blk = g / ntiles, tn = g - blk * ntiles;
   int j0 = tn * NR;
@@ -203,7 +247,7 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile(
     int edge = a_clamp && i0 + MR > M; /* AT: rows past M would read past A */
     TILE_ZERO();
     TILE(a, imax, edge, b, b_rs, K); /* a constant b_rs for packed panels measured no faster */
-    store_tile(acc, C + c_off + (ulong)z * sC, ldc, i0, j0, M, N, alpha, beta, bias + bias_off, has_bias);
+    store_tile(acc, C + c_off + (ulong)z * sC, ldc, i0, j0, M, N, alpha, beta, bias + bias_off, has_bias, e);
   }
 }
 
@@ -432,7 +476,9 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile_packed(
     __global const float *A, ulong a_off, ulong sA, ulong a_ts, int a_rs, int a_cs, int a_clamp,
     __global const float *B, ulong b_off, ulong sB, int ldb, int transB,
     __global float *C, ulong c_off, int ldc, ulong sC, __global const float *bias, ulong bias_off,
-    int has_bias, int M, int N, int K, float alpha, float beta, int mtiles, int ntiles, int MB) {
+    int has_bias, __global const float *R, ulong r_off, int ldr, __global float *C2, ulong c2_off, int epi,
+    int M, int N, int K, float alpha, float beta, int mtiles, int ntiles, int MB) {
+  epilogue e = {R + r_off, ldr, C2 + c2_off, epi};
   __local float bp[KCL * NR];
   int g = get_global_id(0), z = get_global_id(1);
   int blk = g / ntiles, tn = g - blk * ntiles;
@@ -461,7 +507,7 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile_packed(
     int edge = a_clamp && i0 + MR > M;
     TILE_ZERO();
     TILE(a, imax, edge, bp, NR, K);
-    store_tile(acc, C + c_off + (ulong)z * sC, ldc, i0, j0, M, N, alpha, beta, bias + bias_off, has_bias);
+    store_tile(acc, C + c_off + (ulong)z * sC, ldc, i0, j0, M, N, alpha, beta, bias + bias_off, has_bias, e);
   }
 }
 
@@ -487,6 +533,23 @@ __kernel void gemm_naive(__global const float *A, ulong a_off, int lda, ulong sA
   if (beta != 0.0f) r += beta * *c;
   if (has_bias) r += bias[bias_off + j];
   *c = r;
+}
+
+/* The epilogue of store_tile on its own, one work-item per element of C:
+ * for the backends whose GEMM has none (CLBlast, naive). */
+__kernel void gemm_epilogue(__global float *C, ulong c_off, int ldc, __global const float *R, ulong r_off, int ldr,
+                            __global float *C2, ulong c2_off, int epi, int M, int N) {
+  int j = get_global_id(0), i = get_global_id(1);
+  if (i >= M || j >= N) return;
+  ulong o = c_off + (ulong)i * ldc + j;
+  float x = C[o];
+  if (epi & EPI_RESID) x += R[r_off + (ulong)i * ldr + j];
+  if (epi & (EPI_GELU | EPI_QUICK)) {
+    float y = act_s(x, epi);
+    if (epi & EPI_KEEP_PRE) C2[c2_off + (ulong)i * ldc + j] = y;
+    else x = y;
+  }
+  C[o] = x;
 }
 
 /* C[i,j] += bias[j] (after a backend without a bias epilogue). */

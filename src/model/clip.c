@@ -183,14 +183,21 @@ static clipcl_status blocks_forward(cc_model *m, const cc_tower_dims *d, cc_towe
     CC_TRY(cc_layernorm_fwd(rt, a->ln1, a->mean1, a->rstd1, x, cc_P(m, o->ln1_w), cc_P(m, o->ln1_b), N, C));
     CC_TRY(cc_linear_fwd(rt, a->qkv, a->ln1, cc_P(m, o->qkv_w), cc_P(m, o->qkv_b), N, C, 3 * C));
     CC_TRY(cc_attention_fwd(rt, a->atty, a->qkvr, a->att, a->qkv, B, d->T, C, d->H, causal));
-    CC_TRY(cc_linear_fwd(rt, a->res_mid, a->atty, cc_P(m, o->out_w), cc_P(m, o->out_b), N, C, C));
-    CC_TRY(cc_add_fwd(rt, a->res_mid, a->res_mid, x, (size_t)N * C));
+    /* residual adds and the activation ride in the GEMM epilogue: one pass
+     * over the (N,C) and (N,M) activations fewer each */
+    CC_TRY(cc_linear_fwd_epi(rt, a->res_mid, a->atty, cc_P(m, o->out_w), cc_P(m, o->out_b), x, CC_ACT_NONE,
+                             cc_none(), N, C, C));
     CC_TRY(cc_layernorm_fwd(rt, a->ln2, a->mean2, a->rstd2, a->res_mid, cc_P(m, o->ln2_w), cc_P(m, o->ln2_b), N,
                             C));
-    CC_TRY(cc_linear_fwd(rt, a->fc, a->ln2, cc_P(m, o->fc_w), cc_P(m, o->fc_b), N, C, M));
-    CC_TRY(cc_gelu_fwd(rt, a->fca, a->fc, (size_t)N * M, quick));
-    CC_TRY(cc_linear_fwd(rt, a->res_out, a->fca, cc_P(m, o->proj_w), cc_P(m, o->proj_b), N, M, C));
-    CC_TRY(cc_add_fwd(rt, a->res_out, a->res_out, a->res_mid, (size_t)N * C));
+    int act = quick ? CC_ACT_QUICKGELU : CC_ACT_GELU;
+    if (w->save) /* the backward needs both: fc for GELU's derivative, fca for proj's weight gradient */
+      CC_TRY(cc_linear_fwd_epi(rt, a->fc, a->ln2, cc_P(m, o->fc_w), cc_P(m, o->fc_b), cc_none(), act, a->fca, N, C,
+                               M));
+    else
+      CC_TRY(cc_linear_fwd_epi(rt, a->fca, a->ln2, cc_P(m, o->fc_w), cc_P(m, o->fc_b), cc_none(), act, cc_none(),
+                               N, C, M));
+    CC_TRY(cc_linear_fwd_epi(rt, a->res_out, a->fca, cc_P(m, o->proj_w), cc_P(m, o->proj_b), a->res_mid,
+                             CC_ACT_NONE, cc_none(), N, M, C));
     x = a->res_out;
   }
   return CLIPCL_OK;

@@ -245,6 +245,24 @@ typedef struct {
   int rs, cs, clamp;
 } a_operand;
 
+/* kernels/gemm.cl's epilogue flags for g (EPI_RESID 1, EPI_GELU 2,
+ * EPI_QUICK 4, EPI_KEEP_PRE 8). */
+static int epilogue_flags(const cc_gemm_desc *g) {
+  int f = g->resid.buf ? 1 : 0;
+  if (g->act == CC_ACT_GELU) f |= 2;
+  if (g->act == CC_ACT_QUICKGELU) f |= 4;
+  if (g->act != CC_ACT_NONE && g->act_out.buf) f |= 8;
+  return f;
+}
+
+/* The six epilogue arguments of a launch writing columns from j0: active on
+ * the last K slice only (earlier slices are partial sums). Unused buffers
+ * are passed as C, a valid argument never read. */
+#define EPI_ARGS(g, j0, last)                                                                            \
+  CC_MEM((g)->resid.buf ? (g)->resid.buf : (g)->C.buf), CC_ULONG((g)->resid.off + (j0)), CC_INT((g)->ldr), \
+      CC_MEM((g)->act_out.buf ? (g)->act_out.buf : (g)->C.buf), CC_ULONG((g)->act_out.off + (j0)),      \
+      CC_INT((last) ? epilogue_flags(g) : 0)
+
 static clipcl_status tile_columns(cc_rt *rt, const gemm_cfg *c, cc_kernel *kt, const cc_gemm_desc *g, int batch,
                                   const a_operand *a, const b_operand *b, int j0, int n) {
   const cc_gemm_params *p = &c->p;
@@ -263,8 +281,8 @@ static clipcl_status tile_columns(cc_rt *rt, const gemm_cfg *c, cc_kernel *kt, c
                      CC_MEM(b->buf), CC_ULONG(b->off + (cl_ulong)k0 * b->rs), CC_ULONG(b->batch_stride),
                      CC_ULONG(b->ts), CC_INT(b->rs), CC_MEM(g->C.buf), CC_ULONG(g->C.off + j0), CC_INT(g->ldc),
                      CC_ULONG(g->sC), CC_MEM(bias), CC_ULONG(g->bias.off + j0), CC_INT(first && has_bias),
-                     CC_INT(g->M), CC_INT(n), CC_INT(kn), CC_FLOAT(g->alpha), CC_FLOAT(first ? g->beta : 1.0f),
-                     CC_INT((int)mtiles), CC_INT((int)ntiles), CC_INT(p->MB)));
+                     EPI_ARGS(g, j0, k0 + kn == g->K), CC_INT(g->M), CC_INT(n), CC_INT(kn), CC_FLOAT(g->alpha),
+                     CC_FLOAT(first ? g->beta : 1.0f), CC_INT((int)mtiles), CC_INT((int)ntiles), CC_INT(p->MB)));
   }
   return CLIPCL_OK;
 }
@@ -331,8 +349,9 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
                      CC_MEM(g->B.buf), CC_ULONG(boff + (cl_ulong)k0 * bk_stride), CC_ULONG(g->sB), CC_INT(g->ldb),
                      CC_INT(g->transB), CC_MEM(g->C.buf), CC_ULONG(g->C.off + nfull), CC_INT(g->ldc),
                      CC_ULONG(g->sC), CC_MEM(bias), CC_ULONG(g->bias.off + nfull), CC_INT(first && has_bias),
-                     CC_INT(g->M), CC_INT(n), CC_INT(kn), CC_FLOAT(g->alpha), CC_FLOAT(first ? g->beta : 1.0f),
-                     CC_INT(mtiles), CC_INT(ntiles), CC_INT(c->p.MB)));
+                     EPI_ARGS(g, (cl_ulong)nfull, k0 + kn == g->K), CC_INT(g->M), CC_INT(n), CC_INT(kn),
+                     CC_FLOAT(g->alpha), CC_FLOAT(first ? g->beta : 1.0f), CC_INT(mtiles), CC_INT(ntiles),
+                     CC_INT(c->p.MB)));
   }
   return CLIPCL_OK;
 }
@@ -389,14 +408,21 @@ clipcl_status cc_gemm(cc_rt *rt, const cc_gemm_desc *g) {
   if (g->lda < colsA || g->ldb < colsB || g->ldc < g->N)
     return cc_fail(CLIPCL_ERR_ARG, "gemm %dx%dx%d: leading dimension too small (lda %d ldb %d ldc %d)", g->M,
                    g->N, g->K, g->lda, g->ldb, g->ldc);
-  if (g->K == 0) return gemm_naive(rt, g, batch); /* C = beta*C + bias, reads no A or B */
+  int epi = epilogue_flags(g);
+  if (epi && batch > 1) return cc_fail(CLIPCL_ERR_ARG, "gemm: the epilogue (residual, activation) is for one matrix");
+  if ((epi & 1) && g->ldr < g->N)
+    return cc_fail(CLIPCL_ERR_ARG, "gemm %dx%dx%d: residual leading dimension %d too small", g->M, g->N, g->K, g->ldr);
   gemm_state *st = NULL;
   CC_TRY(get_state(rt, &st));
-  switch (st->backend) {
-    case BACKEND_CPU: return gemm_cpu(rt, st, g, batch);
-    case BACKEND_CLBLAST: return gemm_clblast(rt, g, batch);
-    default: return gemm_naive(rt, g, batch);
-  }
+  if (g->K > 0 && st->backend == BACKEND_CPU) return gemm_cpu(rt, st, g, batch);
+  /* K == 0: C = beta*C + bias, which the naive kernel does without reading A or B */
+  CC_TRY(g->K > 0 && st->backend == BACKEND_CLBLAST ? gemm_clblast(rt, g, batch) : gemm_naive(rt, g, batch));
+  if (!epi) return CLIPCL_OK;
+  cc_kernel *k; /* these backends have no epilogue: one more pass */
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_epilogue", NULL, &k));
+  size_t gws[2] = {(size_t)g->N, (size_t)g->M};
+  return CC_LAUNCH(rt, k, 2, gws, NULL, CC_VIEW(g->C), CC_INT(g->ldc), EPI_ARGS(g, 0, 1), CC_INT(g->M),
+                   CC_INT(g->N));
 }
 
 clipcl_status cc_colsum(cc_rt *rt, cc_view out, cc_view x, int rows, int cols, int ld, int accumulate) {
@@ -423,8 +449,14 @@ clipcl_status cc_colsum(cc_rt *rt, cc_view out, cc_view x, int rows, int cols, i
 
 clipcl_status cc_linear_fwd(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_view bias, int N, int IC,
                             int OC) {
+  return cc_linear_fwd_epi(rt, out, inp, w, bias, cc_none(), CC_ACT_NONE, cc_none(), N, IC, OC);
+}
+
+clipcl_status cc_linear_fwd_epi(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_view bias, cc_view resid,
+                                int act, cc_view act_out, int N, int IC, int OC) {
   cc_gemm_desc g = {.transA = 0, .transB = 1, .M = N, .N = OC, .K = IC, .alpha = 1.0f, .beta = 0.0f,
-                    .A = inp, .B = w, .C = out, .lda = IC, .ldb = IC, .ldc = OC, .bias = bias};
+                    .A = inp, .B = w, .C = out, .lda = IC, .ldb = IC, .ldc = OC, .bias = bias,
+                    .resid = resid, .ldr = OC, .act = act, .act_out = act_out};
   return cc_gemm(rt, &g);
 }
 

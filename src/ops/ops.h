@@ -36,7 +36,17 @@ typedef struct {
   int batch;              /* 0 or 1: one matrix */
   cl_ulong sA, sB, sC;    /* batch strides in elements */
   cc_view bias;           /* optional (N) */
+  /* Optional epilogue on the finished C = alpha*op(A)op(B) + beta*C + bias
+   * (one matrix only, batch <= 1): C += resid (M,N with leading dimension
+   * ldr; must not alias C), then the activation act. With act_out set, C
+   * keeps the value before the activation and act_out (leading dimension
+   * ldc) gets act(C); without it C gets act(...) itself. */
+  cc_view resid;
+  int ldr;
+  int act;                /* CC_ACT_NONE, CC_ACT_GELU, CC_ACT_QUICKGELU */
+  cc_view act_out;
 } cc_gemm_desc;
+enum { CC_ACT_NONE = 0, CC_ACT_GELU = 1, CC_ACT_QUICKGELU = 2 };
 clipcl_status cc_gemm(cc_rt *rt, const cc_gemm_desc *g);
 
 /* Which GEMM path cc_gemm uses on this device: "cpu-tiled" or "clblast". */
@@ -48,6 +58,10 @@ clipcl_status cc_colsum(cc_rt *rt, cc_view out, cc_view x, int rows, int cols, i
 /* Linear layer as PyTorch stores it: out (N,OC) = inp (N,IC) @ w(OC,IC)^T + b. */
 clipcl_status cc_linear_fwd(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_view bias, int N,
                             int IC, int OC);
+/* The same with the GEMM epilogue: out = inp @ w^T + b + resid (resid may
+ * be cc_none(): no residual), then act; act_out as in cc_gemm_desc. */
+clipcl_status cc_linear_fwd_epi(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_view bias, cc_view resid,
+                                int act, cc_view act_out, int N, int IC, int OC);
 /* dinp += dout @ w; dw += dout^T @ inp; dbias += colsum(dout). */
 clipcl_status cc_linear_bwd(cc_rt *rt, cc_view dinp, cc_view dw, cc_view dbias, cc_view dout,
                             cc_view inp, cc_view w, int N, int IC, int OC);
