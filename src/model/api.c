@@ -121,3 +121,27 @@ clipcl_status clipcl_model_encode_texts(clipcl_model *m, const int32_t *ids, int
   normalise_rows(emb, n, E);
   return CLIPCL_OK;
 }
+
+clipcl_status clipcl_model_text_hidden_states(clipcl_model *m, const int32_t *ids, int n, int skip, float *out) {
+  if (!m || n < 0 || (n && (!ids || !out))) return cc_fail(CLIPCL_ERR_ARG, "hidden states: bad arguments");
+  if (n == 0) return CLIPCL_OK;
+  const cc_layout *L = &m->L;
+  int T = L->cfg.text.context_length, C = L->txt.C, V = L->cfg.text.vocab_size;
+  if (skip < 0 || skip >= L->txt.layers)
+    return cc_fail(CLIPCL_ERR_ARG, "hidden states: layer %d from the end does not exist (the text tower has %d)",
+                   skip, L->txt.layers);
+  for (size_t i = 0; i < (size_t)n * T; i++)
+    if (ids[i] < 0 || ids[i] >= V)
+      return cc_fail(CLIPCL_ERR_ARG, "hidden states: text %zu, position %zu: token id %d is outside the vocabulary (%d)",
+                     i / T, i % T, ids[i], V);
+  int chunk = n < TEXT_CHUNK ? n : TEXT_CHUNK;
+  CC_TRY(cc_model_workspace(m, 0, chunk, 0));
+  for (int i = 0; i < n; i += chunk) {
+    int b = n - i < chunk ? n - i : chunk;
+    cc_view h;
+    CC_TRY(cc_write(m->rt, m->txt.ids, ids + (size_t)i * T, (size_t)b * T));
+    CC_TRY(cc_text_hidden_forward(m, b, skip, &h));
+    CC_TRY(cc_read(m->rt, h, out + (size_t)i * T * C, (size_t)b * T * C));
+  }
+  return CLIPCL_OK;
+}

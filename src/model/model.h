@@ -87,6 +87,10 @@ clipcl_status cc_model_get_params(cc_model *m, float *host);
  * is ws->feat (B,E), unnormalised. */
 clipcl_status cc_vision_forward(cc_model *m, int B);
 clipcl_status cc_text_forward(cc_model *m, int B);
+/* The text tower's per-token states (B,T,C): the output of all blocks but the
+ * last `skip`, through ln_final (HF CLIPTextModel's last_hidden_state for
+ * skip 0). *out views workspace memory valid until the next text forward. */
+clipcl_status cc_text_hidden_forward(cc_model *m, int B, int skip, cc_view *out);
 /* Backward from ws->dfeat (B,E) into the gradient buffer (adds). */
 clipcl_status cc_vision_backward(cc_model *m, int B);
 clipcl_status cc_text_backward(cc_model *m, int B);
