@@ -382,13 +382,15 @@ class Model:
         """Zero-shot classification: (indices, scores), each (len(images), k'),
         k' = min(k, classes): the best classes for each image (indices into
         classnames) and their cosine similarities, best first; equal scores
-        rank the earlier class first. classnames may also be a classifier
+        rank the earlier class first. images may also be a float (N,
+        embed_dim) array of image embeddings, and classnames a classifier
         array from zeroshot_classifier()."""
         if isinstance(classnames, np.ndarray):
             clf = np.ascontiguousarray(classnames, dtype=np.float32)
         else:
             clf = self.zeroshot_classifier(classnames, templates)
-        emb = images if isinstance(images, np.ndarray) and images.ndim == 2 else self.encode_images(images)
+        given = isinstance(images, np.ndarray) and images.ndim == 2 and images.dtype.kind == "f"
+        emb = images if given else self.encode_images(images)
         return _rank(np.ascontiguousarray(emb, dtype=np.float32), clf, k)
 
 
