@@ -118,7 +118,11 @@ clipcl_status clipcl_model_create(clipcl_device *dev, const clipcl_config *cfg, 
 /* Seeded initialisation as open_clip (OpenAI's initialize_parameters). */
 clipcl_status clipcl_model_init(clipcl_model *m, uint64_t seed);
 /* Loads safetensors weights with OpenAI/open_clip or HF names (detected).
- * config (NULL: stored in the file, else inferred from shapes) overrides. */
+ * config (NULL: stored in the file, else inferred from shapes) overrides.
+ * A file with the text tower only (HF CLIPTextModel[WithProjection], as
+ * diffusion pipelines keep their text encoder) needs config; the model then
+ * gives text hidden states (and text embeddings when the file has
+ * text_projection) and refuses the rest with CLIPCL_ERR_UNSUPPORTED. */
 clipcl_status clipcl_model_load(clipcl_device *dev, const char *path, const clipcl_config *config,
                                 clipcl_model **out);
 /* How the loaded model's config was found: "override", "metadata", "inferred". */

@@ -43,7 +43,10 @@ clipcl_status clipcl_model_load(clipcl_device *dev, const char *path, const clip
     return s;
   }
   snprintf(m->tokenizer, sizeof m->tokenizer, "%s", info.tokenizer);
+  snprintf(m->path, sizeof m->path, "%s", path);
   m->config_source = info.config_source;
+  m->no_vision = info.no_vision;
+  m->no_text_proj = info.no_text_proj;
   *out = m;
   return CLIPCL_OK;
 }
@@ -54,7 +57,16 @@ const char *clipcl_model_config_source(const clipcl_model *m) {
                                                  : "override";
 }
 
+/* What a model loaded from a text-only file cannot do. */
+static clipcl_status refuse_partial(const clipcl_model *m, int need_vision, int need_proj, const char *what) {
+  if ((need_vision && m->no_vision) || (need_proj && m->no_text_proj))
+    return cc_fail(CLIPCL_ERR_UNSUPPORTED, "%s: %s holds a text tower only (no %s): it gives text hidden states",
+                   what, m->path, m->no_vision && need_vision ? "image tower" : "text projection");
+  return CLIPCL_OK;
+}
+
 clipcl_status clipcl_model_save(clipcl_model *m, const char *path, int hf_names) {
+  CC_TRY(refuse_partial(m, 1, 1, "saving"));
   float *host = malloc(m->L.total * sizeof *host);
   if (!host) return cc_fail(CLIPCL_ERR_NOMEM, "out of host memory saving %s", path);
   clipcl_status s = cc_model_get_params(m, host);
@@ -94,6 +106,7 @@ static void normalise_rows(float *x, int n, int E) {
 }
 
 clipcl_status clipcl_model_encode_images(clipcl_model *m, const float *pixels, int n, float *emb) {
+  CC_TRY(refuse_partial(m, 1, 0, "image embeddings"));
   if (n <= 0) return CLIPCL_OK;
   int chunk = n < IMAGE_CHUNK ? n : IMAGE_CHUNK, E = m->L.cfg.embed_dim, S = m->L.cfg.vision.image_size;
   CC_TRY(cc_model_workspace(m, 1, chunk, 0));
@@ -109,6 +122,7 @@ clipcl_status clipcl_model_encode_images(clipcl_model *m, const float *pixels, i
 }
 
 clipcl_status clipcl_model_encode_texts(clipcl_model *m, const int32_t *ids, int n, float *emb) {
+  CC_TRY(refuse_partial(m, 0, 1, "text embeddings"));
   if (n <= 0) return CLIPCL_OK;
   int chunk = n < TEXT_CHUNK ? n : TEXT_CHUNK, E = m->L.cfg.embed_dim, T = m->L.cfg.text.context_length;
   CC_TRY(cc_model_workspace(m, 0, chunk, 0));

@@ -64,6 +64,9 @@ struct clipcl_model {
   cc_head_ws head;
   char tokenizer[96];
   int config_source; /* CC_CONFIG_* (weights.h) */
+  /* loaded from a text-only file: no image tower (and maybe no projection) */
+  int no_vision, no_text_proj;
+  char path[256];    /* the weights file, for messages */
 };
 
 typedef struct clipcl_model cc_model;
