@@ -66,7 +66,7 @@ struct clipcl_model {
   int config_source; /* CC_CONFIG_* (weights.h) */
   /* loaded from a text-only file: no image tower (and maybe no projection) */
   int no_vision, no_text_proj;
-  char path[256];    /* the weights file, for messages */
+  char path[1024];   /* the weights file, for messages */
 };
 
 typedef struct clipcl_model cc_model;
