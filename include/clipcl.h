@@ -70,6 +70,14 @@ clipcl_status clipcl_device_open(const char *spec, clipcl_device **out);
 void clipcl_device_free(clipcl_device *dev);
 clipcl_status clipcl_device_get_info(const clipcl_device *dev, clipcl_device_info *info);
 
+/* Called just before a kernel program is compiled from source, which happens
+ * only when the on-disk binary cache has no copy (the first run on a device,
+ * or after an upgrade): file is the kernel file ("gemm.cl"), cache_dir where
+ * the binary will be kept (NULL when caching is off). A command uses it to
+ * say once why the first run pauses. fn NULL removes it. */
+typedef void (*clipcl_build_fn)(void *user, const char *file, const char *cache_dir);
+void clipcl_device_set_build_callback(clipcl_device *dev, clipcl_build_fn fn, void *user);
+
 /* Compiles every kernel program for the device (warms the binary cache). */
 clipcl_status clipcl_device_build_all(clipcl_device *dev);
 
@@ -120,7 +128,11 @@ clipcl_status clipcl_model_create(clipcl_device *dev, const clipcl_config *cfg, 
 /* Seeded initialisation as open_clip (OpenAI's initialize_parameters). */
 clipcl_status clipcl_model_init(clipcl_model *m, uint64_t seed);
 /* Loads safetensors weights with OpenAI/open_clip or HF names (detected).
- * config (NULL: stored in the file, else inferred from shapes) overrides. */
+ * config (NULL: stored in the file, else inferred from shapes) overrides.
+ * A file with the text tower only (HF CLIPTextModel[WithProjection], as
+ * diffusion pipelines keep their text encoder) needs config; the model then
+ * gives text hidden states (and text embeddings when the file has
+ * text_projection) and refuses the rest with CLIPCL_ERR_UNSUPPORTED. */
 clipcl_status clipcl_model_load(clipcl_device *dev, const char *path, const clipcl_config *config,
                                 clipcl_model **out);
 /* How the loaded model's config was found: "override", "metadata", "inferred". */
@@ -136,6 +148,18 @@ clipcl_status clipcl_model_identity(clipcl_model *m, char *out, size_t cap);
 clipcl_status clipcl_model_encode_images(clipcl_model *m, const float *pixels, int n, float *emb);
 /* ids (n,context_length) -> emb (n,embed_dim), normalised. */
 clipcl_status clipcl_model_encode_texts(clipcl_model *m, const int32_t *ids, int n, float *emb);
+
+/* The text tower's per-token hidden states, as diffusion models take them for
+ * conditioning: ids (n, context_length) -> out (n, context_length,
+ * text width), float32, neither pooled, projected nor normalised. skip = the
+ * number of final blocks left out before the final LayerNorm (ln_final):
+ * CLIPCL_HIDDEN_LAST (0) gives HF CLIPTextModel's last_hidden_state (Stable
+ * Diffusion 1.x), CLIPCL_HIDDEN_PENULTIMATE (1) final_layer_norm(
+ * hidden_states[-2]) (Stable Diffusion 2.x; "CLIP skip 2"). Ids outside the
+ * vocabulary are CLIPCL_ERR_ARG. */
+#define CLIPCL_HIDDEN_LAST 0
+#define CLIPCL_HIDDEN_PENULTIMATE 1
+clipcl_status clipcl_model_text_hidden_states(clipcl_model *m, const int32_t *ids, int n, int skip, float *out);
 
 /* ---- tokenizer (src/text/) ------------------------------------------------
  * CLIP's byte-level BPE, ids identical to open_clip 2.20's

@@ -55,6 +55,9 @@ struct clipcl_device {
   int pend_id[1024];
   int nprof;
   cc_prof_entry prof[CC_MAX_PROF];
+  /* told before a program is compiled from source (a binary-cache miss) */
+  clipcl_build_fn on_build;
+  void *on_build_user;
 };
 
 cl_context cc_context(cc_rt *rt) { return rt->ctx; }
@@ -489,6 +492,7 @@ static clipcl_status program_get(cc_rt *rt, const char *file, const char *define
     }
   }
   if (!prog) {
+    if (rt->on_build) rt->on_build(rt->on_build_user, file, use_cache ? dir : NULL);
     const char *srcs[1] = {src};
     prog = clCreateProgramWithSource(rt->ctx, 1, srcs, &len, &e);
     if (e != CL_SUCCESS) {
@@ -535,6 +539,12 @@ clipcl_status cc_kernel_get(cc_rt *rt, const char *file, const char *name, const
   snprintf(kk->name, sizeof kk->name, "%s", name);
   *out = kk;
   return CLIPCL_OK;
+}
+
+void clipcl_device_set_build_callback(clipcl_device *rt, clipcl_build_fn fn, void *user) {
+  if (!rt) return;
+  rt->on_build = fn;
+  rt->on_build_user = user;
 }
 
 clipcl_status clipcl_device_build_all(clipcl_device *rt) {

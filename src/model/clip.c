@@ -173,11 +173,13 @@ clipcl_status cc_model_head_workspace(cc_model *m, int cap) {
 
 /* ---- residual blocks -------------------------------------------------------- */
 
-static clipcl_status blocks_forward(cc_model *m, const cc_tower_dims *d, cc_tower_ws *w, int B, int causal) {
+/* Runs the first `layers` blocks (all of them for the towers' outputs). */
+static clipcl_status blocks_forward(cc_model *m, const cc_tower_dims *d, cc_tower_ws *w, int B, int causal,
+                                    int layers) {
   cc_rt *rt = m->rt;
   int N = B * d->T, C = d->C, M = d->M, quick = m->L.cfg.quick_gelu;
   cc_view x = w->x0;
-  for (int l = 0; l < d->layers; l++) {
+  for (int l = 0; l < layers; l++) {
     const cc_block_off *o = &d->blk[l];
     cc_block_acts *a = &w->blk[l];
     CC_TRY(cc_layernorm_fwd(rt, a->ln1, a->mean1, a->rstd1, x, cc_P(m, o->ln1_w), cc_P(m, o->ln1_b), N, C));
@@ -275,7 +277,7 @@ clipcl_status cc_vision_forward(cc_model *m, int B) {
   CC_TRY(cc_vit_embed_fwd(m->rt, w->emb, w->patches, cc_P(m, L->v_cls), cc_P(m, L->v_pos), B, P, C));
   CC_TRY(cc_layernorm_fwd(m->rt, w->x0, w->pre_mean, w->pre_rstd, w->emb, cc_P(m, L->v_lnpre_w),
                           cc_P(m, L->v_lnpre_b), B * L->vis.T, C));
-  CC_TRY(blocks_forward(m, &L->vis, w, B, 0));
+  CC_TRY(blocks_forward(m, &L->vis, w, B, 0, L->vis.layers));
   cc_view last = w->blk[L->vis.layers - 1].res_out;
   CC_TRY(cc_gather_rows_fwd(m->rt, w->pooled, last, cc_none(), B, L->vis.T, C));
   return pool_head_forward(m, w, B, C, L->v_lnpost_w, L->v_lnpost_b, L->v_proj);
@@ -287,11 +289,29 @@ clipcl_status cc_text_forward(cc_model *m, int B) {
   const cc_layout *L = &m->L;
   int C = L->txt.C, T = L->txt.T;
   CC_TRY(cc_tok_embed_fwd(m->rt, w->x0, w->ids, cc_P(m, L->t_tok), cc_P(m, L->t_pos), B, T, C, L->vocab));
-  CC_TRY(blocks_forward(m, &L->txt, w, B, 1));
+  CC_TRY(blocks_forward(m, &L->txt, w, B, 1, L->txt.layers));
   CC_TRY(cc_argmax_rows(m->rt, w->eot, w->ids, B, T));
   cc_view last = w->blk[L->txt.layers - 1].res_out;
   CC_TRY(cc_gather_rows_fwd(m->rt, w->pooled, last, w->eot, B, T, C));
   return pool_head_forward(m, w, B, C, L->t_lnf_w, L->t_lnf_b, L->t_proj);
+}
+
+clipcl_status cc_text_hidden_forward(cc_model *m, int B, int skip, cc_view *out) {
+  cc_tower_ws *w = &m->txt;
+  CC_TRY(check_batch(w, B, "text"));
+  const cc_layout *L = &m->L;
+  int C = L->txt.C, T = L->txt.T, n = L->txt.layers - skip;
+  if (skip < 0 || n < 1)
+    return cc_fail(CLIPCL_ERR_ARG, "hidden states: cannot skip %d of the text tower's %d blocks", skip,
+                   L->txt.layers);
+  CC_TRY(cc_tok_embed_fwd(m->rt, w->x0, w->ids, cc_P(m, L->t_tok), cc_P(m, L->t_pos), B, T, C, L->vocab));
+  CC_TRY(blocks_forward(m, &L->txt, w, B, 1, n));
+  /* the first block's LayerNorm buffers are free once the blocks have run */
+  cc_block_acts *a = &w->blk[0];
+  CC_TRY(cc_layernorm_fwd(m->rt, a->ln1, a->mean1, a->rstd1, w->blk[n - 1].res_out, cc_P(m, L->t_lnf_w),
+                          cc_P(m, L->t_lnf_b), B * T, C));
+  *out = a->ln1;
+  return CLIPCL_OK;
 }
 
 static clipcl_status check_backward(const cc_model *m, const cc_tower_ws *w, int B) {

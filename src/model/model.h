@@ -64,6 +64,9 @@ struct clipcl_model {
   cc_head_ws head;
   char tokenizer[96];
   int config_source; /* CC_CONFIG_* (weights.h) */
+  /* loaded from a text-only file: no image tower (and maybe no projection) */
+  int no_vision, no_text_proj;
+  char path[1024];   /* the weights file, for messages */
 };
 
 typedef struct clipcl_model cc_model;
@@ -87,6 +90,10 @@ clipcl_status cc_model_get_params(cc_model *m, float *host);
  * is ws->feat (B,E), unnormalised. */
 clipcl_status cc_vision_forward(cc_model *m, int B);
 clipcl_status cc_text_forward(cc_model *m, int B);
+/* The text tower's per-token states (B,T,C): the output of all blocks but the
+ * last `skip`, through ln_final (HF CLIPTextModel's last_hidden_state for
+ * skip 0). *out views workspace memory valid until the next text forward. */
+clipcl_status cc_text_hidden_forward(cc_model *m, int B, int skip, cc_view *out);
 /* Backward from ws->dfeat (B,E) into the gradient buffer (adds). */
 clipcl_status cc_vision_backward(cc_model *m, int B);
 clipcl_status cc_text_backward(cc_model *m, int B);

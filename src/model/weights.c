@@ -4,7 +4,10 @@
  * `clipcl.config` metadata, or the tensor shapes (heads = width / 64 and exact
  * GELU assumed, as OpenAI's and open_clip's ViT configs use; whether OpenAI
  * weights want QuickGELU is not recorded in their files). A file with a
- * missing, extra or mis-shaped tensor is refused, naming it. */
+ * missing, extra or mis-shaped tensor is refused, naming it. A file with a
+ * text tower only (HF CLIPTextModel / CLIPTextModelWithProjection, e.g. a
+ * diffusion pipeline's text_encoder) loads for text hidden states, with its
+ * config given and a placeholder image tower. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,14 +103,18 @@ static clipcl_status shape_fail(const char *path, const char *name, const cc_st_
 }
 
 /* Reads every tensor of the layout from f into host[L->total]. Marks used
- * file tensors in `used` (index by file order). */
+ * file tensors in `used` (index by file order). A text-only file leaves the
+ * vision tower, logit_scale and (when absent) text_projection at zero. */
 static clipcl_status read_all(const cc_st_file *f, cc_naming naming, const cc_layout *L, float *host,
-                              unsigned char *used) {
+                              unsigned char *used, int text_only) {
   const char *path = cc_st_path(f);
   size_t nfile = cc_st_count(f);
   for (int i = 0; i < L->n; i++) {
     const cc_tensor_info *t = &L->t[i];
     float *dst = host + t->off;
+    if (text_only && (!strncmp(t->name, "visual.", 7) || !strcmp(t->name, "logit_scale") ||
+                      (!strcmp(t->name, "text_projection") && !find_either(f, naming, t->name))))
+      continue;
     if (naming != CC_NAMING_HF || !strcmp(t->name, "logit_scale")) {
       const cc_st_tensor *s = cc_st_find(f, t->name);
       if (!s) return cc_fail(CLIPCL_ERR_FORMAT, "%s: tensor %s is missing", path, t->name);
@@ -183,6 +190,15 @@ clipcl_status cc_weights_read(const char *path, const clipcl_config *override, c
   }
   clipcl_config cfg;
   const char *meta = cc_st_meta(f, "clipcl.config");
+  /* A text encoder alone (HF CLIPTextModel, as diffusion pipelines keep it):
+   * good for hidden states; its config cannot be inferred (QuickGELU or not). */
+  int text_only = !find_either(f, naming, "visual.conv1.weight") && find_either(f, naming, "token_embedding.weight");
+  if (text_only && !override && !meta) {
+    s = cc_fail(CLIPCL_ERR_FORMAT,
+                "%s holds a text tower only (no image tower): give its config (--model-config; ViT-L-14-quickgelu "
+                "for the text encoder of Stable Diffusion 1.x)", path);
+    goto done;
+  }
   if (override) {
     cfg = *override;
     info->config_source = CC_CONFIG_OVERRIDE;
@@ -197,13 +213,20 @@ clipcl_status cc_weights_read(const char *path, const clipcl_config *override, c
     if ((s = infer_config(f, naming, &cfg))) goto done;
     info->config_source = CC_CONFIG_INFERRED;
   }
+  if (text_only) {
+    /* no room for the absent image tower: the smallest valid one, all zero */
+    cfg.vision = (clipcl_vision_cfg){.image_size = 1, .layers = 1, .width = 1, .patch_size = 1, .head_width = 1,
+                                     .mlp_ratio = 1.0f};
+    info->no_vision = 1;
+    info->no_text_proj = !find_either(f, naming, "text_projection");
+  }
   if ((s = cc_layout_build(&cfg, &L))) goto done;
   host = calloc(L.total ? L.total : 1, sizeof *host);
   if (!host) {
     s = cc_fail(CLIPCL_ERR_NOMEM, "out of host memory reading %s (%zu parameters)", path, L.total);
     goto done;
   }
-  if ((s = read_all(f, naming, &L, host, used))) goto done;
+  if ((s = read_all(f, naming, &L, host, used, text_only))) goto done;
   {
     const char *tk = cc_st_meta(f, "clipcl.tokenizer");
     snprintf(info->tokenizer, sizeof info->tokenizer, "%s", tk ? tk : "");
