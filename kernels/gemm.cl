@@ -36,35 +36,59 @@
 #define NR (VW * NV)
 
 /* op(A)(i,k) packed as Ap[z][tm][k][ii], i = tm*MR + ii, zero beyond M: MR
- * values per k contiguous, so a tile's A reads are one short stream. One
- * work-item per (VW-wide chunk of k, tm, z). */
+ * values per k contiguous, so a tile's A reads are one short stream.
+ * A stored (M,K) (pack_a): one work-item per (VW-wide chunk of k, tm, z)
+ * reads MR row pieces and writes them interleaved.
+ * A stored (K,M), op(A) = A^T (pack_at): one work-item per (PK rows of k,
+ * PT row tiles, z) reads each of its k rows as one contiguous run of PT*MR
+ * floats and deals it out to PT panels. (Reading MR floats per row instead,
+ * rows a multiple of 4 KiB apart as CLIP's widths are, fetched every cache
+ * line again for each tile it held.) */
 __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_a(
-    __global float *Ap, ulong ap_batch, __global const float *A, ulong a_off, int lda, ulong sA,
-    int transA, int M, int K) {
+    __global float *Ap, ulong ap_batch, __global const float *A, ulong a_off, int lda, ulong sA, int M, int K) {
   int k0 = get_global_id(0) * VW, tm = get_global_id(1), z = get_global_id(2);
   __global const float *a = A + a_off + (ulong)z * sA;
   __global float *dst = Ap + (ulong)z * ap_batch + (ulong)tm * K * MR;
   int i0 = tm * MR, kn = min(VW, K - k0);
-  if (!transA) {
-    for (int ii = 0; ii < MR; ii++) {
-      int i = i0 + ii;
-      float t[VW];
-      if (i < M && kn == VW) {
-        VSTORE(VLOAD(0, a + (ulong)i * lda + k0), 0, t);
-      } else {
-        for (int kk = 0; kk < VW; kk++) t[kk] = (i < M && kk < kn) ? a[(ulong)i * lda + k0 + kk] : 0.0f;
-      }
-      for (int kk = 0; kk < kn; kk++) dst[(k0 + kk) * MR + ii] = t[kk];
+  for (int ii = 0; ii < MR; ii++) {
+    int i = i0 + ii;
+    float t[VW];
+    if (i < M && kn == VW) {
+      VSTORE(VLOAD(0, a + (ulong)i * lda + k0), 0, t);
+    } else {
+      for (int kk = 0; kk < VW; kk++) t[kk] = (i < M && kk < kn) ? a[(ulong)i * lda + k0 + kk] : 0.0f;
     }
-  } else {
-    for (int kk = 0; kk < kn; kk++)
-      for (int ii = 0; ii < MR; ii++) {
-        int i = i0 + ii;
-        dst[(k0 + kk) * MR + ii] = i < M ? a[(ulong)(k0 + kk) * lda + i] : 0.0f;
-      }
+    for (int kk = 0; kk < kn; kk++) dst[(k0 + kk) * MR + ii] = t[kk];
   }
 }
 
+#define PK 16 /* k rows per pack_at work-item */
+#define PT 16 /* row tiles per pack_at work-item */
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_at(
+    __global float *Ap, ulong ap_batch, __global const float *A, ulong a_off, int lda, ulong sA, int M, int K,
+    int mtiles) {
+  int k0 = get_global_id(0) * PK, t0 = get_global_id(1) * PT, z = get_global_id(2);
+  __global const float *a = A + a_off + (ulong)z * sA;
+  __global float *ap = Ap + (ulong)z * ap_batch;
+  int k1 = min(K, k0 + PK), t1 = min(mtiles, t0 + PT);
+  for (int k = k0; k < k1; k++) {
+    __global const float *row = a + (ulong)k * lda;
+    for (int t = t0; t < t1; t++) {
+      __global float *dst = ap + ((ulong)t * K + k) * MR;
+      int i0 = t * MR;
+      if (i0 + MR <= M) { /* MR floats in vector moves (scalar copies ran at a quarter of the bandwidth) */
+        __global const float *src = row + i0;
+        int ii = 0;
+#pragma unroll
+        for (; ii + 4 <= MR; ii += 4) vstore4(vload4(0, src + ii), 0, dst + ii);
+        if (ii + 2 <= MR) vstore2(vload2(0, src + ii), 0, dst + ii), ii += 2;
+        if (ii < MR) dst[ii] = src[ii];
+      } else {
+        for (int ii = 0; ii < MR; ii++) dst[ii] = i0 + ii < M ? row[i0 + ii] : 0.0f;
+      }
+    }
+  }
+}
 
 /* Zeroed accumulators acc[MR][NV] of one tile. */
 #define TILE_ZERO()                                                                \

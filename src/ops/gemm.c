@@ -300,10 +300,18 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
     cl_mem Ap;
     cc_kernel *ka;
     CC_TRY(cc_scratch(rt, 0, ap_batch * batch * 4, &Ap));
-    CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_a", c->defines, &ka));
-    size_t ga[3] = {((size_t)g->K + VW - 1) / VW, mtiles, (size_t)batch}, la[3] = {1, 1, 1};
-    CC_TRY(CC_LAUNCH(rt, ka, 3, ga, la, CC_MEM(Ap), CC_ULONG(ap_batch), CC_VIEW(g->A), CC_INT(g->lda),
-                     CC_ULONG(g->sA), CC_INT(g->transA), CC_INT(g->M), CC_INT(g->K)));
+    size_t la[3] = {1, 1, 1};
+    if (g->transA) { /* kernels/gemm.cl pack_at: PK = PT = 16 */
+      CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_at", c->defines, &ka));
+      size_t ga[3] = {((size_t)g->K + 15) / 16, (mtiles + 15) / 16, (size_t)batch};
+      CC_TRY(CC_LAUNCH(rt, ka, 3, ga, la, CC_MEM(Ap), CC_ULONG(ap_batch), CC_VIEW(g->A), CC_INT(g->lda),
+                       CC_ULONG(g->sA), CC_INT(g->M), CC_INT(g->K), CC_INT((int)mtiles)));
+    } else {
+      CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_a", c->defines, &ka));
+      size_t ga[3] = {((size_t)g->K + VW - 1) / VW, mtiles, (size_t)batch};
+      CC_TRY(CC_LAUNCH(rt, ka, 3, ga, la, CC_MEM(Ap), CC_ULONG(ap_batch), CC_VIEW(g->A), CC_INT(g->lda),
+                       CC_ULONG(g->sA), CC_INT(g->M), CC_INT(g->K)));
+    }
     a = (a_operand){Ap, 0, ap_batch, (cl_ulong)c->p.MR * g->K, 1, c->p.MR, 0};
   }
   int mtiles = (g->M + c->p.MR - 1) / c->p.MR, mblocks = (mtiles + c->p.MB - 1) / c->p.MB;

@@ -39,7 +39,7 @@ clipcl_status cc_gemm_tune_save(const clipcl_device_info *in, const cc_gemm_para
  * backend), leaves the best applied, and returns them.
  *   CC_TUNE_AUTO   a few candidates around the built-in row on small shapes,
  *                  within a few seconds (first use of a device)
- *   CC_TUNE_QUICK  a small grid (`clipcl tune --quick`)
+ *   CC_TUNE_QUICK  two tile shapes and the runtime parameters (`clipcl tune --quick`)
  *   CC_TUNE_FULL   the whole grid on the ViT-B/32 shapes (`clipcl tune`)
  * log (may be NULL) receives one line per candidate. */
 typedef enum { CC_TUNE_AUTO, CC_TUNE_QUICK, CC_TUNE_FULL } cc_tune_level;

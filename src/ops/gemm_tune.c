@@ -224,19 +224,19 @@ static void consider(search_ctx *c, const cc_gemm_params *q, cc_gemm_params *bes
 static void search(search_ctx *c, cc_tune_level level, cc_gemm_params *best) {
   int vw = cc_info(c->rt)->vector_width, regs = vw >= 16 ? 32 : 16;
   double best_s = score(c, best, "start");
-  if (level == CC_TUNE_AUTO) {
+  if (level != CC_TUNE_FULL) {
     /* compile-time shapes cost a kernel build each (seconds): only the
-     * register-filling neighbours of the built-in tile, then runtime ones */
-    static const int alt16[][2] = {{8, 3}, {12, 2}, {6, 3}}, alt8[][2] = {{4, 3}, {6, 2}};
+     * register-filling neighbours of the built-in tile (one for the
+     * automatic search, two for --quick), then runtime parameters */
+    static const int alt16[][2] = {{8, 3}, {12, 2}, {6, 3}}, alt8[][2] = {{4, 3}, {5, 2}, {6, 2}};
     const int(*alt)[2] = vw >= 16 ? alt16 : alt8;
-    int nalt = vw >= 16 ? 3 : 2;
-    for (int i = 0; i < nalt; i++) {
+    int want = level == CC_TUNE_AUTO ? 1 : 2;
+    for (int i = 0; i < 3 && want > 0; i++) {
       cc_gemm_params q = *best;
       q.MR = alt[i][0], q.NV = alt[i][1];
-      if (q.MR != best->MR || q.NV != best->NV) {
-        consider(c, &q, best, &best_s);
-        break; /* one alternative shape: the budget is a few seconds */
-      }
+      if (q.MR == best->MR && q.NV == best->NV) continue;
+      consider(c, &q, best, &best_s);
+      want--;
     }
   } else {
     static const int mrs[] = {2, 3, 4, 5, 6, 8, 12, 14}, nvs[] = {1, 2, 3, 4};
@@ -247,7 +247,6 @@ static void search(search_ctx *c, cc_tune_level level, cc_gemm_params *best) {
         q.MR = mrs[a], q.NV = nvs[b];
         int need = q.MR * q.NV + q.NV + 1;
         if (need > regs || need < regs / 2) continue; /* spills, or too few accumulators to hide latency */
-        if (level == CC_TUNE_QUICK && (q.NV > 3 || q.MR > 12)) continue;
         consider(c, &q, best, &best_s);
       }
   }
@@ -274,11 +273,12 @@ static void search(search_ctx *c, cc_tune_level level, cc_gemm_params *best) {
     q.PA = i;
     consider(c, &q, best, &best_s);
   }
-  for (size_t i = 0; i < 3; i++) {
-    cc_gemm_params q = *best;
-    q.KU = kus[i];
-    consider(c, &q, best, &best_s);
-  }
+  if (level == CC_TUNE_FULL)
+    for (size_t i = 0; i < 3; i++) { /* a kernel build each */
+      cc_gemm_params q = *best;
+      q.KU = kus[i];
+      consider(c, &q, best, &best_s);
+    }
   for (size_t i = 0; i < 3; i++) {
     cc_gemm_params q = *best;
     q.KC = kcs[i];
