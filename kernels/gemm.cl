@@ -18,6 +18,7 @@
  *   KCL longest K slice gemm_tile_packed takes (its local panel is KCL x NR)
  *   AT  layout of op(A): 0 A (M,K) in place, 1 unit row step (A (K,M) or
  *       packed by pack_a); see TILE below
+ *   KI  k block inside gemm_tile's work-item (0: none), see there
  * Layout letters: M,N,K GEMM sizes, z batch index. Row-major throughout.
  */
 
@@ -33,6 +34,10 @@
 #ifndef AT
 #define AT 0
 #endif
+#ifndef KI
+#define KI 0
+#endif
+#define MB_KEEP 32 /* most row tiles per work-item when KI > 0 */
 #define NR (VW * NV)
 
 /* op(A)(i,k) packed as Ap[z][tm][k][ii], i = tm*MR + ii, zero beyond M: MR
@@ -263,8 +268,38 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile(
   int blk = g / ntiles, tn = g - blk * ntiles;
   int j0 = tn * NR;
   __global const float *b = B + b_off + (ulong)z * sB + (ulong)tn * b_ts;
-  int tm_end = min(mtiles, (blk + 1) * MB);
-  for (int tm = blk * MB; tm < tm_end; tm++) {
+  int tm0 = blk * MB, tm_end = min(mtiles, tm0 + MB);
+#if KI > 0
+  /* k blocked inside the work-item: for each KI slice of k, every row tile
+   * of the block, so the slice of the B panel (KI x NR) stays in L1 while
+   * the tiles pass; the partial sums wait in keep[] (private memory), so
+   * each element is still one in-order chain of fma: the same bits as
+   * without blocking. The host keeps MB <= MB_KEEP. */
+  floatv keep[MB_KEEP][MR][NV];
+  for (int kb = 0; kb < K; kb += KI) {
+    int kn = min(KI, K - kb), last = kb + kn == K;
+    for (int tm = tm0; tm < tm_end; tm++) {
+      int i0 = tm * MR;
+      int imax = a_clamp ? min(MR - 1, M - 1 - i0) : MR - 1;
+      __global const float *a = A + a_off + (ulong)z * sA + (ulong)tm * a_ts + (ulong)kb * a_cs;
+      int edge = a_clamp && i0 + MR > M;
+      floatv acc[MR][NV];
+#pragma unroll
+      for (int i = 0; i < MR; i++)
+#pragma unroll
+        for (int v = 0; v < NV; v++) acc[i][v] = kb ? keep[tm - tm0][i][v] : (floatv)(0.0f);
+      TILE(a, imax, edge, b + (ulong)kb * b_rs, b_rs, kn);
+      if (last)
+        store_tile(acc, C + c_off + (ulong)z * sC, ldc, i0, j0, M, N, alpha, beta, bias + bias_off, has_bias, e);
+      else
+#pragma unroll
+        for (int i = 0; i < MR; i++)
+#pragma unroll
+          for (int v = 0; v < NV; v++) keep[tm - tm0][i][v] = acc[i][v];
+    }
+  }
+#else
+  for (int tm = tm0; tm < tm_end; tm++) {
     int i0 = tm * MR;
     int imax = a_clamp ? min(MR - 1, M - 1 - i0) : MR - 1;
     __global const float *a = A + a_off + (ulong)z * sA + (ulong)tm * a_ts;
@@ -273,6 +308,7 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile(
     TILE(a, imax, edge, b, b_rs, K); /* a constant b_rs for packed panels measured no faster */
     store_tile(acc, C + c_off + (ulong)z * sC, ldc, i0, j0, M, N, alpha, beta, bias + bias_off, has_bias, e);
   }
+#endif
 }
 
 /* Transposes VW floatv rows in place (r[i].s[c] <-> r[c].s[i]) with log2(VW)

@@ -20,22 +20,33 @@
 /* Stage one: part[c] = sum of x^2 over chunk c, in 16 float lanes (256 terms
  * each for CHUNK 4096, so float keeps ~1e-6 relative), lanes added in a
  * fixed tree. One work-item per chunk; neither the chunking nor the 16 lanes
- * depend on the device (deliberately float16, not the device's floatv: one
- * accumulator costs no registers), so the norm has the same bits on every
- * run and every vector width. */
+ * (held as 16/VW floatv) depend on the device, so the norm has the same bits
+ * on every run and every vector width. */
 __kernel void sumsq_chunks(__global float *part, __global const float *x, ulong x_off, ulong n) {
   ulong c = get_global_id(0);
   ulong start = c * CHUNK;
   if (start >= n) return;
   __global const float *p = x + x_off + start;
   ulong len = min((ulong)CHUNK, n - start);
-  float16 acc = (float16)(0.0f);
+  floatv acc[16 / VW]; /* the 16 lanes as 16/VW machine vectors */
+#pragma unroll
+  for (int s = 0; s < 16 / VW; s++) acc[s] = (floatv)(0.0f);
   ulong j = 0;
   for (; j + 16 <= len; j += 16) {
-    float16 v = vload16(0, p + j);
-    acc = fma(v, v, acc);
+#pragma unroll
+    for (int s = 0; s < 16 / VW; s++) {
+      floatv v = VLOAD(s, p + j);
+      acc[s] = fma(v, v, acc[s]);
+    }
   }
-  float8 a8 = acc.lo + acc.hi;
+  /* lanes l and l+8 first, then l and l+4, ...: the same tree at every width */
+#if VW == 16
+  float8 a8 = acc[0].lo + acc[0].hi;
+#elif VW == 8
+  float8 a8 = acc[0] + acc[1];
+#else
+  float8 a8 = (float8)(acc[0] + acc[2], acc[1] + acc[3]);
+#endif
   float4 a4 = a8.lo + a8.hi;
   float2 a2 = a4.lo + a4.hi;
   float s = a2.x + a2.y;

@@ -259,8 +259,8 @@ static void colsum_suite(cc_rt *rt) {
 }
 
 /* Every C element is one in-order sum over k whatever the tile shape, so
- * results are bitwise independent of MR/NV/MB/KU/PA (KC = 0): training runs
- * reproduce across tuned parameter sets. */
+ * results are bitwise independent of MR/NV/MB/KU/PA/KI (KC = 0): training
+ * runs reproduce across tuned parameter sets. */
 static void tile_independence(cc_rt *rt) {
   const int M = 77, N = 129, K = 200;
   float *A = th_alloc((size_t)M * K), *B = th_alloc((size_t)N * K), *c1 = th_alloc((size_t)M * N),
@@ -268,9 +268,10 @@ static void tile_independence(cc_rt *rt) {
   th_fill(A, (size_t)M * K, -1, 1);
   th_fill(B, (size_t)N * K, -1, 1);
   cc_view dA = th_dev(rt, A, (size_t)M * K), dB = th_dev(rt, B, (size_t)N * K), dC = th_dev_zero(rt, (size_t)M * N);
-  const cc_gemm_params ps[] = {{6, 3, 4, 16, 0, 0, 0}, {12, 2, 1, 8, 1, 0, 0}, {4, 1, 8, 2, 0, 0, 0}};
+  const cc_gemm_params ps[] = {{6, 3, 4, 16, 0, 0, 0, 0}, {12, 2, 1, 8, 1, 0, 0, 0}, {4, 1, 8, 2, 0, 0, 0, 0},
+                                {6, 2, 4, 4, 0, 0, 48, 0}, {5, 2, 2, 3, 1, 0, 7, 0}};
   for (int tb = 0; tb < 2; tb++) {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
       TH_OK(cc_gemm_set_params(rt, &ps[i]));
       cc_gemm_desc g = {.transB = tb, .M = M, .N = N, .K = K, .alpha = 1.0f, .A = dA, .B = dB, .C = dC, .lda = K,
                         .ldb = tb ? K : N, .ldc = N};
@@ -300,14 +301,15 @@ int main(int argc, char **argv) {
               cc_gemm_backend(rt));
     if (b == 0) {
       /* several tile shapes, so both full tiles and edges of each run */
-      const cc_gemm_params ps[] = {{12, 2, 4, 8, 1, 0, 0}, {4, 1, 1, 1, 0, 0, 0}, {6, 3, 2, 3, 1, 64, 0},
-                                   {16, 1, 8, 2, 0, 7, 0}, {5, 2, 3, 4, 0, 0, 0}, {6, 3, 4, 16, 0, 0, 0}};
-      for (int i = 0; i < 6; i++) {
-        if (cpu_only && i != 0 && i != 4) continue;
+      const cc_gemm_params ps[] = {{12, 2, 4, 8, 1, 0, 0, 0}, {4, 1, 1, 1, 0, 0, 0, 0}, {6, 3, 2, 3, 1, 64, 0, 0},
+                                   {16, 1, 8, 2, 0, 7, 0, 0}, {5, 2, 3, 4, 0, 0, 0, 0}, {6, 3, 4, 16, 0, 0, 0, 0},
+                                   {6, 2, 4, 5, 0, 0, 40, 0}, {4, 3, 4, 32, 1, 0, 128, 0}};
+      for (int i = 0; i < 8; i++) {
+        if (cpu_only && i != 0 && i != 4 && i != 6) continue;
         TH_OK(cc_gemm_set_params(rt, &ps[i]));
         char tag[64];
-        snprintf(tag, sizeof tag, "cpu MR%d NV%d KU%d MB%d PA%d KC%d", ps[i].MR, ps[i].NV, ps[i].KU, ps[i].MB,
-                 ps[i].PA, ps[i].KC);
+        snprintf(tag, sizeof tag, "cpu MR%d NV%d KU%d MB%d PA%d KC%d KI%d", ps[i].MR, ps[i].NV, ps[i].KU,
+                 ps[i].MB, ps[i].PA, ps[i].KC, ps[i].KI);
         gemm_suite(rt, tag, i == 0);
         epilogue_suite(rt, tag);
       }

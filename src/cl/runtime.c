@@ -449,7 +449,11 @@ static clipcl_status build_log_fail(cc_rt *rt, cl_program prog, const char *file
 
 static clipcl_status program_get(cc_rt *rt, const char *file, const char *defines, cl_program *out) {
   char opts[1024];
-  snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DVW=%d %s", rt->info.vector_width, defines ? defines : "");
+  /* CLIPCL_KERNEL_WERROR=1: compiler warnings fail the build (the test that
+   * keeps the kernels warning-free sets it) */
+  const char *we = getenv("CLIPCL_KERNEL_WERROR");
+  snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DVW=%d%s %s", rt->info.vector_width,
+           we && *we && strcmp(we, "0") ? " -Werror" : "", defines ? defines : "");
   const char *kdir = getenv("CLIPCL_KERNEL_DIR");
   uint64_t key = fnv_str(fnv_str(fnv_str(FNV_INIT, file), opts), kdir);
   for (int i = 0; i < rt->nprog; i++)

@@ -50,9 +50,9 @@ static const struct {
   int vw;
   cc_gemm_params p, pt; /* A (M,K); A (K,M) */
 } builtin[] = {
-    {16, {6, 3, 4, 16, 0, 0, 0}, {12, 2, 4, 8, 1, 0, 0}},
-    {8, {6, 2, 4, 16, 0, 0, 0}, {6, 2, 4, 16, 1, 0, 0}},
-    {4, {6, 2, 4, 16, 0, 0, 0}, {6, 2, 4, 16, 1, 0, 0}},
+    {16, {6, 3, 4, 16, 0, 0, 0, 0}, {12, 2, 4, 8, 1, 0, 0, 0}},
+    {8, {6, 2, 4, 16, 0, 0, 0, 0}, {6, 2, 4, 16, 1, 0, 0, 0}},
+    {4, {6, 2, 4, 16, 0, 0, 0, 0}, {6, 2, 4, 16, 1, 0, 0, 0}},
 };
 
 /* The defines of parameter set `which` (0: A stored (M,K), 1: A
@@ -60,8 +60,8 @@ static const struct {
  * row step for a transposed or packed A. */
 static void cfg_defines(gemm_cfg *c, int which) {
   const cc_gemm_params *p = &c->p;
-  snprintf(c->defines, sizeof c->defines, "-DMR=%d -DNV=%d -DKU=%d -DAT=%d", p->MR, p->NV, p->KU,
-           which || p->PA);
+  snprintf(c->defines, sizeof c->defines, "-DMR=%d -DNV=%d -DKU=%d -DAT=%d -DKI=%d", p->MR, p->NV, p->KU,
+           which || p->PA, p->KI);
 }
 
 int cc_gemm_params_parse(const char *s, cc_gemm_params *p) {
@@ -80,11 +80,13 @@ int cc_gemm_params_parse(const char *s, cc_gemm_params *p) {
     else if (!strcmp(key, "KC")) q.KC = val;
     else if (!strcmp(key, "PA")) q.PA = val;
     else if (!strcmp(key, "VW")) q.VW = val;
+    else if (!strcmp(key, "KI")) q.KI = val;
     else return -1;
     c += used;
   }
   if (q.MR < 1 || q.MR > 32 || q.NV < 1 || q.NV > 8 || q.KU < 1 || q.KU > 16 || q.MB < 1 || q.MB > 4096 ||
-      q.KC < 0 || q.PA < 0 || q.PA > 1 || (q.VW && q.VW != 4 && q.VW != 8 && q.VW != 16))
+      q.KC < 0 || q.PA < 0 || q.PA > 1 || q.KI < 0 || q.KI > 4096 || (q.KI > 0 && q.MB > 32) ||
+      (q.VW && q.VW != 4 && q.VW != 8 && q.VW != 16))
     return -1;
   *p = q;
   return 0;
@@ -268,7 +270,8 @@ static clipcl_status tile_columns(cc_rt *rt, const gemm_cfg *c, cc_kernel *kt, c
   const cc_gemm_params *p = &c->p;
   int NR = cc_info(rt)->vector_width * p->NV;
   size_t mtiles = ((size_t)g->M + p->MR - 1) / p->MR, ntiles = ((size_t)n + NR - 1) / NR;
-  size_t mblocks = (mtiles + p->MB - 1) / p->MB;
+  int MB = p->KI > 0 && p->MB > 32 ? 32 : p->MB; /* kernels/gemm.cl MB_KEEP */
+  size_t mblocks = (mtiles + MB - 1) / MB;
   int kc = p->KC > 0 ? p->KC : g->K;
   int has_bias = g->bias.buf != NULL;
   size_t gt[2] = {mblocks * ntiles, (size_t)batch}, lt[2] = {1, 1};
@@ -282,7 +285,7 @@ static clipcl_status tile_columns(cc_rt *rt, const gemm_cfg *c, cc_kernel *kt, c
                      CC_ULONG(b->ts), CC_INT(b->rs), CC_MEM(g->C.buf), CC_ULONG(g->C.off + j0), CC_INT(g->ldc),
                      CC_ULONG(g->sC), CC_MEM(bias), CC_ULONG(g->bias.off + j0), CC_INT(first && has_bias),
                      EPI_ARGS(g, j0, k0 + kn == g->K), CC_INT(g->M), CC_INT(n), CC_INT(kn), CC_FLOAT(g->alpha),
-                     CC_FLOAT(first ? g->beta : 1.0f), CC_INT((int)mtiles), CC_INT((int)ntiles), CC_INT(p->MB)));
+                     CC_FLOAT(first ? g->beta : 1.0f), CC_INT((int)mtiles), CC_INT((int)ntiles), CC_INT(MB)));
   }
   return CLIPCL_OK;
 }

@@ -14,6 +14,7 @@ typedef struct {
   int MB; /* row tiles per scheduling block (cache reuse of A panels) */
   int PA; /* 1: pack A into MR-row panels first; 0: read A in place */
   int KC; /* k block: the product is accumulated in K slices of KC (0: one slice) */
+  int KI; /* k block inside a work-item, B panel slice kept in L1 (0: none; MB <= 32 then) */
   int VW; /* vector width the row was tuned for (tune file rows; 0: unset) */
 } cc_gemm_params;
 

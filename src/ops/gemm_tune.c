@@ -59,7 +59,7 @@ int cc_gemm_tune_lookup(const clipcl_device_info *in, cc_gemm_params *p, cc_gemm
 }
 
 static void row_text(char *out, size_t n, const cc_gemm_params *p) {
-  snprintf(out, n, "MR=%d NV=%d KU=%d MB=%d PA=%d KC=%d", p->MR, p->NV, p->KU, p->MB, p->PA, p->KC);
+  snprintf(out, n, "MR=%d NV=%d KU=%d MB=%d PA=%d KC=%d KI=%d", p->MR, p->NV, p->KU, p->MB, p->PA, p->KC, p->KI);
 }
 
 clipcl_status cc_gemm_tune_save(const clipcl_device_info *in, const cc_gemm_params *p, const cc_gemm_params *pt) {
