@@ -494,12 +494,12 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile(
  * packing it per work-item). One work-item per (VW-row chunk of k, VW-column
  * group, z); transposition through registers. */
 __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_bt(
-    __global float *Bp, ulong bp_batch, __global const float *B, ulong b_off, int ldb, ulong sB, int N, int K,
-    int transB) {
+    __global float *Bp, ulong bp_off, ulong bp_batch, __global const float *B, ulong b_off, int ldb, ulong sB, int N,
+    int K, int transB) {
   int k0 = get_global_id(0) * VW, jgroup = get_global_id(1), z = get_global_id(2);
   int jb = jgroup * VW, tn = jb / NR, jin = jb - tn * NR;
   __global const float *b = B + b_off + (ulong)z * sB;
-  __global float *dst = Bp + (ulong)z * bp_batch + (ulong)tn * K * NR + jin;
+  __global float *dst = Bp + bp_off + (ulong)z * bp_batch + (ulong)tn * K * NR + jin;
   int kn = min(VW, K - k0);
   if (!transB) { /* row-major B: a copy into the panel layout */
     for (int kk = 0; kk < kn; kk++) {

@@ -286,7 +286,7 @@ static void tile_independence(cc_rt *rt) {
   }
 }
 
-/* --cpu-only: the CPU kernels alone with two tile sets (tests/test_kernels_vw.sh
+/* --cpu-only: the CPU kernels alone with three tile sets (tests/kernels_vw.sh
  * runs that at every vector width). */
 int main(int argc, char **argv) {
   int cpu_only = argc > 1 && !strcmp(argv[1], "--cpu-only");

@@ -41,8 +41,81 @@ void clipcl_model_free(clipcl_model *m) {
   cc_arena_free(&m->head.ar);
   cc_arena_free(&m->gar);
   cc_arena_free(&m->par);
+  cc_arena_free(&m->pk);
+  free(m->pk_map);
   cc_layout_free(&m->L);
   free(m);
+}
+
+/* ---- packed weights for inference ------------------------------------------- */
+
+void cc_model_params_changed(cc_model *m) {
+  if (m->pk_state == 1) m->pk_state = 0;
+}
+
+/* Builds (or rebuilds, after a parameter change) the packed copies of every
+ * block's four linear weights in both towers. */
+static clipcl_status pack_weights(cc_model *m) {
+  if (m->pk_state != 0 || m->has_grads) return CLIPCL_OK;
+  const char *e = getenv("CLIPCL_PACK_WEIGHTS");
+  if (e && !strcmp(e, "0")) {
+    m->pk_state = -1;
+    return CLIPCL_OK;
+  }
+  const cc_tower_dims *towers[2] = {&m->L.vis, &m->L.txt};
+  int n = 0;
+  for (int t = 0; t < 2; t++) n += 4 * towers[t]->layers;
+  cc_pk_entry *map = calloc((size_t)n, sizeof *map);
+  int *rows = calloc((size_t)n, sizeof *rows), *cols = calloc((size_t)n, sizeof *cols);
+  size_t *sz = calloc((size_t)n, sizeof *sz), total = 0;
+  clipcl_status s = map && rows && cols && sz ? CLIPCL_OK : cc_fail(CLIPCL_ERR_NOMEM, "out of host memory");
+  int k = 0;
+  for (int t = 0; t < 2 && !s; t++) {
+    if (t == 0 && m->no_vision) continue;
+    const cc_tower_dims *d = towers[t];
+    for (int l = 0; l < d->layers; l++) {
+      const cc_block_off *o = &d->blk[l];
+      size_t offs[4] = {o->qkv_w, o->out_w, o->fc_w, o->proj_w};
+      int r[4] = {3 * d->C, d->C, d->M, d->C}, c[4] = {d->C, d->C, d->C, d->M}; /* (out, in) */
+      for (int i = 0; i < 4 && !s; i++, k++) {
+        map[k].off = offs[i], rows[k] = r[i], cols[k] = c[i];
+        s = cc_gemm_pack_b(m->rt, &map[k].p, cc_none(), c[i], 1, r[i], c[i], &sz[k]);
+        if (!s && sz[k] == 0) { /* this device's GEMM takes no packed B */
+          m->pk_state = -1;
+          goto done;
+        }
+        total += sz[k];
+      }
+    }
+  }
+  if (!s) {
+    cc_arena_free(&m->pk);
+    s = cc_arena_init(&m->pk, m->rt, "packed weights", total);
+  }
+  for (int i = 0; i < k && !s; i++) {
+    s = cc_arena_alloc(&m->pk, sz[i], &map[i].p.v);
+    if (!s) s = cc_gemm_pack_b(m->rt, &map[i].p, cc_P(m, map[i].off), cols[i], 1, rows[i], cols[i], &sz[i]);
+  }
+  if (!s) {
+    free(m->pk_map);
+    m->pk_map = map, map = NULL;
+    m->npk = k;
+    m->pk_state = 1;
+  }
+done:
+  free(map);
+  free(rows);
+  free(cols);
+  free(sz);
+  return s;
+}
+
+/* The packed copy of the weight at params offset off, if there is one. */
+static cc_packed packed_w(const cc_model *m, size_t off) {
+  if (m->pk_state == 1 && !m->has_grads)
+    for (int i = 0; i < m->npk; i++)
+      if (m->pk_map[i].off == off) return m->pk_map[i].p;
+  return (cc_packed){{NULL, 0}, 0};
 }
 
 clipcl_status cc_model_enable_grads(cc_model *m) {
@@ -59,6 +132,7 @@ clipcl_status cc_model_zero_grads(cc_model *m) {
 }
 
 clipcl_status cc_model_set_params(cc_model *m, const float *host) {
+  cc_model_params_changed(m);
   return cc_write(m->rt, m->params, host, m->L.total);
 }
 
@@ -183,23 +257,24 @@ static clipcl_status blocks_forward(cc_model *m, const cc_tower_dims *d, cc_towe
     const cc_block_off *o = &d->blk[l];
     cc_block_acts *a = &w->blk[l];
     CC_TRY(cc_layernorm_fwd(rt, a->ln1, a->mean1, a->rstd1, x, cc_P(m, o->ln1_w), cc_P(m, o->ln1_b), N, C));
-    CC_TRY(cc_linear_fwd(rt, a->qkv, a->ln1, cc_P(m, o->qkv_w), cc_P(m, o->qkv_b), N, C, 3 * C));
+    CC_TRY(cc_linear_fwd_epi(rt, a->qkv, a->ln1, cc_P(m, o->qkv_w), cc_P(m, o->qkv_b), cc_none(), CC_ACT_NONE,
+                             cc_none(), packed_w(m, o->qkv_w), N, C, 3 * C));
     CC_TRY(cc_attention_fwd(rt, a->atty, a->qkvr, a->att, a->qkv, B, d->T, C, d->H, causal));
     /* residual adds and the activation ride in the GEMM epilogue: one pass
      * over the (N,C) and (N,M) activations fewer each */
     CC_TRY(cc_linear_fwd_epi(rt, a->res_mid, a->atty, cc_P(m, o->out_w), cc_P(m, o->out_b), x, CC_ACT_NONE,
-                             cc_none(), N, C, C));
+                             cc_none(), packed_w(m, o->out_w), N, C, C));
     CC_TRY(cc_layernorm_fwd(rt, a->ln2, a->mean2, a->rstd2, a->res_mid, cc_P(m, o->ln2_w), cc_P(m, o->ln2_b), N,
                             C));
     int act = quick ? CC_ACT_QUICKGELU : CC_ACT_GELU;
     if (w->save) /* the backward needs both: fc for GELU's derivative, fca for proj's weight gradient */
-      CC_TRY(cc_linear_fwd_epi(rt, a->fc, a->ln2, cc_P(m, o->fc_w), cc_P(m, o->fc_b), cc_none(), act, a->fca, N, C,
-                               M));
+      CC_TRY(cc_linear_fwd_epi(rt, a->fc, a->ln2, cc_P(m, o->fc_w), cc_P(m, o->fc_b), cc_none(), act, a->fca,
+                               packed_w(m, o->fc_w), N, C, M));
     else
       CC_TRY(cc_linear_fwd_epi(rt, a->fca, a->ln2, cc_P(m, o->fc_w), cc_P(m, o->fc_b), cc_none(), act, cc_none(),
-                               N, C, M));
+                               packed_w(m, o->fc_w), N, C, M));
     CC_TRY(cc_linear_fwd_epi(rt, a->res_out, a->fca, cc_P(m, o->proj_w), cc_P(m, o->proj_b), a->res_mid,
-                             CC_ACT_NONE, cc_none(), N, M, C));
+                             CC_ACT_NONE, cc_none(), packed_w(m, o->proj_w), N, M, C));
     x = a->res_out;
   }
   return CLIPCL_OK;
@@ -271,6 +346,7 @@ static clipcl_status check_batch(const cc_tower_ws *w, int B, const char *what) 
 clipcl_status cc_vision_forward(cc_model *m, int B) {
   cc_tower_ws *w = &m->vis;
   CC_TRY(check_batch(w, B, "image"));
+  CC_TRY(pack_weights(m));
   const cc_layout *L = &m->L;
   int C = L->vis.C, P = L->vis.T - 1, S = L->cfg.vision.image_size, p = L->cfg.vision.patch_size;
   CC_TRY(cc_patch_embed_fwd(m->rt, w->patches, w->cols, w->pixels, cc_P(m, L->v_conv), B, S, p, C));
@@ -286,6 +362,7 @@ clipcl_status cc_vision_forward(cc_model *m, int B) {
 clipcl_status cc_text_forward(cc_model *m, int B) {
   cc_tower_ws *w = &m->txt;
   CC_TRY(check_batch(w, B, "text"));
+  CC_TRY(pack_weights(m));
   const cc_layout *L = &m->L;
   int C = L->txt.C, T = L->txt.T;
   CC_TRY(cc_tok_embed_fwd(m->rt, w->x0, w->ids, cc_P(m, L->t_tok), cc_P(m, L->t_pos), B, T, C, L->vocab));
@@ -299,6 +376,7 @@ clipcl_status cc_text_forward(cc_model *m, int B) {
 clipcl_status cc_text_hidden_forward(cc_model *m, int B, int skip, cc_view *out) {
   cc_tower_ws *w = &m->txt;
   CC_TRY(check_batch(w, B, "text"));
+  CC_TRY(pack_weights(m));
   const cc_layout *L = &m->L;
   int C = L->txt.C, T = L->txt.T, n = L->txt.layers - skip;
   if (skip < 0 || n < 1)

@@ -10,6 +10,7 @@
 #define CC_MODEL_H
 
 #include "cl/runtime.h"
+#include "ops/ops.h"
 #include "clipcl.h"
 #include "model/layout.h"
 
@@ -52,6 +53,12 @@ typedef struct {
   cc_view dli, dlt, dimg_n, dtxt_n;         /* (N,N), (N,N), (N,E), (N,E) */
 } cc_head_ws;
 
+/* A linear weight (at params offset off) packed for the CPU GEMM kernels. */
+typedef struct {
+  size_t off;
+  cc_packed p;
+} cc_pk_entry;
+
 struct clipcl_model {
   cc_rt *rt;
   cc_layout L;
@@ -67,6 +74,14 @@ struct clipcl_model {
   /* loaded from a text-only file: no image tower (and maybe no projection) */
   int no_vision, no_text_proj;
   char path[1024];   /* the weights file, for messages */
+  /* Inference on a CPU device: the blocks' linear weights packed once into
+   * the GEMM kernels' panel layout (a second copy of them), so no forward
+   * repacks them (at batch 1 that was most of the work). pk_state: 0 not
+   * built or stale (parameters changed), 1 valid, -1 not used (GPU backend,
+   * CLIPCL_PACK_WEIGHTS=0). Models with gradients never use it. */
+  cc_arena pk;
+  cc_pk_entry *pk_map;
+  int npk, pk_state;
 };
 
 typedef struct clipcl_model cc_model;
@@ -84,6 +99,8 @@ clipcl_status cc_model_workspace(cc_model *m, int vision, int cap, int save);
 clipcl_status cc_model_head_workspace(cc_model *m, int cap);
 /* Uploads host parameters (L.total floats) / downloads them. */
 clipcl_status cc_model_set_params(cc_model *m, const float *host);
+/* Marks the packed weights stale; anything that writes parameters calls it. */
+void cc_model_params_changed(cc_model *m);
 clipcl_status cc_model_get_params(cc_model *m, float *host);
 
 /* Forward of a tower on the batch already in ws->pixels / ws->ids; the result

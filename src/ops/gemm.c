@@ -318,6 +318,10 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
     a = (a_operand){Ap, 0, ap_batch, (cl_ulong)c->p.MR * g->K, 1, c->p.MR, 0};
   }
   int mtiles = (g->M + c->p.MR - 1) / c->p.MR, mblocks = (mtiles + c->p.MB - 1) / c->p.MB;
+  if (g->Bp.v.buf && g->Bp.nr == NR && !g->transA) { /* panels packed ahead of time */
+    b_operand b = {g->Bp.v.buf, g->Bp.v.off, 0, (cl_ulong)NR * g->K, NR};
+    return tile_columns(rt, c, kt, g, batch, &a, &b, 0, g->N);
+  }
   if (mblocks > 1) {
     /* Many row tiles share each column panel: pack all of op(B) once into
      * contiguous panels (transposing when B is (N,K)), then the in-place
@@ -330,7 +334,7 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
     CC_TRY(cc_scratch(rt, 1, bp_batch * batch * 4, &Bp));
     CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_bt", c->defines, &kb));
     size_t gb[3] = {((size_t)g->K + VW - 1) / VW, (size_t)ntl * c->p.NV, (size_t)batch}, lb[3] = {1, 1, 1};
-    CC_TRY(CC_LAUNCH(rt, kb, 3, gb, lb, CC_MEM(Bp), CC_ULONG(bp_batch), CC_VIEW(g->B), CC_INT(g->ldb),
+    CC_TRY(CC_LAUNCH(rt, kb, 3, gb, lb, CC_MEM(Bp), CC_ULONG(0), CC_ULONG(bp_batch), CC_VIEW(g->B), CC_INT(g->ldb),
                      CC_ULONG(g->sB), CC_INT(g->N), CC_INT(g->K), CC_INT(g->transB)));
     b_operand b = {Bp, 0, bp_batch, (cl_ulong)NR * g->K, NR};
     return tile_columns(rt, c, kt, g, batch, &a, &b, 0, g->N);
@@ -365,6 +369,23 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
                      CC_INT(c->p.MB)));
   }
   return CLIPCL_OK;
+}
+
+clipcl_status cc_gemm_pack_b(cc_rt *rt, cc_packed *out, cc_view B, int ldb, int transB, int N, int K, size_t *elems) {
+  gemm_state *st = NULL;
+  CC_TRY(get_state(rt, &st));
+  *elems = 0;
+  if (st->backend != BACKEND_CPU || N <= 0 || K <= 0) return CLIPCL_OK;
+  const gemm_cfg *c = &st->cfg[0];
+  int VW = cc_info(rt)->vector_width, NR = VW * c->p.NV, ntl = (N + NR - 1) / NR;
+  *elems = (size_t)ntl * NR * K;
+  out->nr = NR;
+  if (!out->v.buf) return CLIPCL_OK;
+  cc_kernel *kb;
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_bt", c->defines, &kb));
+  size_t gb[3] = {((size_t)K + VW - 1) / VW, (size_t)ntl * c->p.NV, 1}, lb[3] = {1, 1, 1};
+  return CC_LAUNCH(rt, kb, 3, gb, lb, CC_VIEW(out->v), CC_ULONG(*elems), CC_VIEW(B), CC_INT(ldb), CC_ULONG(0),
+                   CC_INT(N), CC_INT(K), CC_INT(transB));
 }
 
 static clipcl_status gemm_naive(cc_rt *rt, const cc_gemm_desc *g, int batch) {
@@ -460,14 +481,15 @@ clipcl_status cc_colsum(cc_rt *rt, cc_view out, cc_view x, int rows, int cols, i
 
 clipcl_status cc_linear_fwd(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_view bias, int N, int IC,
                             int OC) {
-  return cc_linear_fwd_epi(rt, out, inp, w, bias, cc_none(), CC_ACT_NONE, cc_none(), N, IC, OC);
+  return cc_linear_fwd_epi(rt, out, inp, w, bias, cc_none(), CC_ACT_NONE, cc_none(), (cc_packed){{NULL, 0}, 0}, N,
+                           IC, OC);
 }
 
 clipcl_status cc_linear_fwd_epi(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_view bias, cc_view resid,
-                                int act, cc_view act_out, int N, int IC, int OC) {
+                                int act, cc_view act_out, cc_packed wp, int N, int IC, int OC) {
   cc_gemm_desc g = {.transA = 0, .transB = 1, .M = N, .N = OC, .K = IC, .alpha = 1.0f, .beta = 0.0f,
                     .A = inp, .B = w, .C = out, .lda = IC, .ldb = IC, .ldc = OC, .bias = bias,
-                    .resid = resid, .ldr = OC, .act = act, .act_out = act_out};
+                    .resid = resid, .ldr = OC, .act = act, .act_out = act_out, .Bp = wp};
   return cc_gemm(rt, &g);
 }
 

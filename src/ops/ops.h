@@ -27,6 +27,14 @@ static inline cc_view cc_none(void) { return (cc_view){NULL, 0}; }
  * stride lda, or (K,M) when transA. op(B) is (K,N): B stored (K,N), or (N,K)
  * when transB. beta == 0 never reads C. The backend (the project's CPU
  * kernels or CLBlast) is chosen per device; see gemm.c. */
+/* op(B) packed ahead of time by cc_gemm_pack_b into column panels of nr
+ * columns (the CPU kernels' layout); nr says which tile width it was made
+ * for, so a change of GEMM parameters falls back to the unpacked B. */
+typedef struct {
+  cc_view v;
+  int nr;
+} cc_packed;
+
 typedef struct {
   int transA, transB;
   int M, N, K;
@@ -45,7 +53,14 @@ typedef struct {
   int ldr;
   int act;                /* CC_ACT_NONE, CC_ACT_GELU, CC_ACT_QUICKGELU */
   cc_view act_out;
+  /* Optional: op(B) already packed (one matrix, A not transposed); used by
+   * the CPU kernels when it matches their parameters, else B is read. */
+  cc_packed Bp;
 } cc_gemm_desc;
+/* Packs op(B) (transB: B stored (N,K), else (K,N), leading dimension ldb)
+ * for the CPU kernels into out; with out.buf NULL only sets *elems (the size
+ * out needs) and out->nr. elems 0: this device's GEMM takes no packed B. */
+clipcl_status cc_gemm_pack_b(cc_rt *rt, cc_packed *out, cc_view B, int ldb, int transB, int N, int K, size_t *elems);
 enum { CC_ACT_NONE = 0, CC_ACT_GELU = 1, CC_ACT_QUICKGELU = 2 };
 clipcl_status cc_gemm(cc_rt *rt, const cc_gemm_desc *g);
 
@@ -61,7 +76,7 @@ clipcl_status cc_linear_fwd(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_v
 /* The same with the GEMM epilogue: out = inp @ w^T + b + resid (resid may
  * be cc_none(): no residual), then act; act_out as in cc_gemm_desc. */
 clipcl_status cc_linear_fwd_epi(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_view bias, cc_view resid,
-                                int act, cc_view act_out, int N, int IC, int OC);
+                                int act, cc_view act_out, cc_packed wp, int N, int IC, int OC);
 /* dinp += dout @ w; dw += dout^T @ inp; dbias += colsum(dout). */
 clipcl_status cc_linear_bwd(cc_rt *rt, cc_view dinp, cc_view dw, cc_view dbias, cc_view dout,
                             cc_view inp, cc_view w, int N, int IC, int OC);
