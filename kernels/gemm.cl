@@ -199,21 +199,27 @@ static inline float act_s(float x, int flags) {
 }
 
 /* c_tile = epilogue(alpha*acc + beta*c_tile + bias) for the rows < M and
- * columns < N. */
+ * columns < N. The accumulators go through a private tile first so that the
+ * epilogue's code (erf, exp) is emitted once, in a loop, rather than once
+ * per accumulator (MR*NV copies made the kernels slow to compile). */
 static inline void store_tile(floatv acc[MR][NV], __global float *c, int ldc, int i0, int j0, int M, int N,
                               float alpha, float beta, __global const float *bias, int has_bias, epilogue e) {
   int act = e.flags & (EPI_GELU | EPI_QUICK), keep = act && (e.flags & EPI_KEEP_PRE);
+  floatv tile[MR * NV];
 #pragma unroll
-  for (int i = 0; i < MR; i++) {
+  for (int i = 0; i < MR; i++)
+#pragma unroll
+    for (int v = 0; v < NV; v++) tile[i * NV + v] = alpha * acc[i][v];
+  int rows = min(MR, M - i0);
+  for (int i = 0; i < rows; i++) {
     int row = i0 + i;
-    if (row >= M) break;
     __global float *crow = c + (ulong)row * ldc;
     __global float *c2row = e.c2 + (ulong)row * ldc;
     __global const float *rrow = e.r + (ulong)row * e.ldr;
     for (int v = 0; v < NV; v++) {
       int j = j0 + VW * v;
       if (j >= N) break;
-      floatv res = alpha * acc[i][v];
+      floatv res = tile[i * NV + v];
       if (j + VW <= N) {
         if (beta != 0.0f) res += beta * VLOAD(0, crow + j);
         if (has_bias) res += VLOAD(0, bias + j);

@@ -324,9 +324,14 @@ clipcl_status cc_gemm_tune(cc_rt *rt, cc_tune_level level, cc_gemm_params *p, cc
     search_ctx c = {rt, 0, best_t, pm, sm, nm, budget, reps, log, user};
     say(&c, "-- products with A stored (M,K)");
     search(&c, level, &best);
-    c = (search_ctx){rt, 1, best, ptr, st, nt, budget, reps, log, user};
-    say(&c, "-- products with A transposed");
-    search(&c, level, &best_t);
+    /* the automatic search leaves the transposed-A set (weight gradients,
+     * training only) at its built-in row: building its kernels would cost
+     * an inference-only first run seconds for nothing */
+    if (level != CC_TUNE_AUTO) {
+      c = (search_ctx){rt, 1, best, ptr, st, nt, budget, reps, log, user};
+      say(&c, "-- products with A transposed");
+      search(&c, level, &best_t);
+    }
     cc_gemm_set_params2(rt, &best, &best_t);
     *p = best;
     *pt = best_t;
