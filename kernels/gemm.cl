@@ -16,8 +16,8 @@
  *   NV  floatv vectors per tile row (NR = VW * NV columns)
  *   KU  unroll of the k loop
  *   KCL longest K slice gemm_tile_packed takes (its local panel is KCL x NR)
- *   AT  layout of op(A): 0 A (M,K) in place, 1 unit row step (A (K,M) or
- *       packed by pack_a); see TILE below
+ *   AT  layout of op(A): 0 A (M,K) in place, 1 A (K,M) in place, 2 packed
+ *       by pack_a / pack_at; see TILE below
  *   KI  k block inside gemm_tile's work-item (0: none), see there
  * Layout letters: M,N,K GEMM sizes, z batch index. Row-major throughout.
  */
@@ -112,14 +112,22 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_at(
  * unrolled loop made it keep one pointer per row and unroll step, and spill
  * them):
  *   AT == 0: A stored (M,K) in place, a_cs == 1: MR row pointers, k index
- *   AT == 1: a_rs == 1 (A stored (K,M), or packed by pack_a): one pointer
- *            ak_ walking k, rows at constant offsets
+ *   AT == 1: a_rs == 1 (A stored (K,M) in place): one pointer ak_ walking
+ *            k by a_cs, rows at constant offsets
+ *   AT == 2: A packed by pack_a/pack_at: as AT 1 with a_cs == MR, a
+ *            compile-time step (with a runtime one the unrolled loop kept
+ *            one register per step multiple, and ran at 0.5x on AVX2)
  *   AEL_GEN: any strides (the clamped edge tile of an in-place A^T) */
 #define AEL_ROWS(i, u) arow[i][k_ + (u)]
-#define AEL_COLS(i, u) ak_[(u) * a_cs + (i)]
+#if AT == 2
+#define A_STEP MR
+#else
+#define A_STEP a_cs
+#endif
+#define AEL_COLS(i, u) ak_[(u) * A_STEP + (i)]
 #define AEL_GEN(i, u) arow[i][(k_ + (u)) * a_cs]
 #define ADV_NONE(n)
-#define ADV_COLS(n) ak_ += (n) * a_cs
+#define ADV_COLS(n) ak_ += (n) * A_STEP
 
 /* acc += the register-tile product of op(A) rows (read through AEL) with NR
  * columns of B (row k at BPTR + k*BRS), k in [0, KLEN). */
@@ -153,7 +161,13 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_at(
 
 /* acc = op(A) tile (rows from A0) x B panel, in the layout AT selects; B rows
  * BRS apart. */
-#if AT
+#if AT == 2 /* packed: zero rows past M, no edge case */
+#define TILE(A0, IMAX, EDGE, BPTR, BRS, KLEN)                                      \
+  do {                                                                             \
+    __global const float *ak_ = (A0);                                              \
+    TILE_PRODUCT(AEL_COLS, ADV_COLS, BPTR, BRS, KLEN);                             \
+  } while (0)
+#elif AT == 1
 #define TILE(A0, IMAX, EDGE, BPTR, BRS, KLEN)                                      \
   do {                                                                             \
     if (EDGE) {                                                                    \

@@ -23,6 +23,9 @@ static clipcl_status embed_vec(cc_rt *rt, int *vec) {
     if (strcmp(e, "1") && strcmp(e, "4") && strcmp(e, "8") && strcmp(e, "16"))
       return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_EMBED_VEC=%s: expected 1, 4, 8 or 16", e);
     *vec = atoi(e);
+    if (*vec > cc_info(rt)->vector_width) /* wider vectors than the registers break the call ABI */
+      return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_EMBED_VEC=%s: wider than this device's vector width %d", e,
+                     cc_info(rt)->vector_width);
   }
   return CLIPCL_OK;
 }

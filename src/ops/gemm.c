@@ -56,12 +56,12 @@ static const struct {
 };
 
 /* The defines of parameter set `which` (0: A stored (M,K), 1: A
- * transposed): AT is kernels/gemm.cl's compile-time layout of op(A), unit
- * row step for a transposed or packed A. */
+ * transposed): AT is kernels/gemm.cl's compile-time layout of op(A): 0 in
+ * place (M,K), 1 in place transposed, 2 packed. */
 static void cfg_defines(gemm_cfg *c, int which) {
   const cc_gemm_params *p = &c->p;
   snprintf(c->defines, sizeof c->defines, "-DMR=%d -DNV=%d -DKU=%d -DAT=%d -DKI=%d", p->MR, p->NV, p->KU,
-           which || p->PA, p->KI);
+           p->PA ? 2 : which, p->KI);
 }
 
 int cc_gemm_params_parse(const char *s, cc_gemm_params *p) {
