@@ -84,6 +84,12 @@ typedef struct {
   int quick_gelu;
   clipcl_vision_cfg vision;
   clipcl_text_cfg text;
+  /* open_clip's "init_logit_scale" (0: the default ln(1/0.07)) and
+   * "init_logit_bias": logit_bias = 1 gives the model a learnt scalar
+   * logit_bias (SigLIP), initialised to init_logit_bias */
+  float init_logit_scale;
+  int logit_bias;
+  float init_logit_bias;
 } clipcl_config;
 
 /* A built-in name (see clipcl_config_names) or the path of a JSON file. */

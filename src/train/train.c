@@ -192,6 +192,37 @@ static clipcl_status open_device(run *r, clipcl_device **dev) {
   return clipcl_device_open(spec[0] ? spec : NULL, dev);
 }
 
+/* --siglip from weights that have no logit_bias: the same model with one,
+ * at open_clip's initial -10. */
+static clipcl_status add_logit_bias(clipcl_model **mp) {
+  clipcl_model *m = *mp, *m2 = NULL;
+  clipcl_config c = m->L.cfg;
+  c.logit_bias = 1;
+  c.init_logit_bias = -10.0f;
+  float *a = malloc(m->L.total * sizeof *a), *b = NULL;
+  clipcl_status s = a ? cc_model_get_params(m, a) : cc_fail(CLIPCL_ERR_NOMEM, "out of host memory");
+  if (!s) s = clipcl_model_create(m->rt, &c, &m2);
+  if (!s && !(b = malloc(m2->L.total * sizeof *b))) s = cc_fail(CLIPCL_ERR_NOMEM, "out of host memory");
+  if (!s) {
+    cc_layout_init_params(&m2->L, 0, b); /* for the bias; every other tensor is copied */
+    for (int i = 0; i < m->L.n; i++) {
+      const cc_tensor_info *ti = &m->L.t[i], *to = cc_layout_find(&m2->L, ti->name);
+      if (to) memcpy(b + to->off, a + ti->off, ti->numel * sizeof *b);
+    }
+    s = cc_model_set_params(m2, b);
+  }
+  if (!s) {
+    snprintf(m2->tokenizer, sizeof m2->tokenizer, "%s", m->tokenizer);
+    clipcl_model_free(m);
+    *mp = m2;
+  } else {
+    clipcl_model_free(m2);
+  }
+  free(a);
+  free(b);
+  return s;
+}
+
 /* ---- loader positions in checkpoints ------------------------------------------
  * {"epoch", "index", "samples_seen", "bad_samples"}: where a run resumes on
  * any number of ranks (index: the furthest position any rank consumed in the
@@ -423,8 +454,15 @@ clipcl_status clipcl_train(const clipcl_train_options *o, clipcl_train_result *o
     if (!s && !strcmp(clipcl_model_config_source(m), "inferred"))
       note(&r, "%s has no clipcl config: inferred from tensor shapes (heads = width/64, exact GELU); pass "
                "--model-config (e.g. ViT-B-32-quickgelu for OpenAI weights) if that is wrong", o->init);
+    if (!s && o->siglip && !m->L.has_logit_bias) s = add_logit_bias(&m);
     if (!s) cfg = m->L.cfg;
   } else if (!s) {
+    if (o->siglip) {
+      /* open_clip --siglip: logit scale starts at log 10, the bias at -10 */
+      cfg.init_logit_scale = logf(10.0f);
+      cfg.logit_bias = 1;
+      cfg.init_logit_bias = -10.0f;
+    }
     s = clipcl_model_create(dev, &cfg, &m);
     if (!s) s = clipcl_model_init(m, o->seed);
   }
@@ -452,7 +490,8 @@ sync_fail:;
 
   cc_train_hparams hp = {(float)o->lr, (float)o->beta1, (float)o->beta2, (float)o->eps, (float)o->wd, o->warmup,
                          total, (float)o->grad_clip_norm, o->batch_size, o->accum_freq, o->lock_image};
-  s = cc_trainer_create(m, &hp, &t);
+  cc_train_setup su = {o->siglip, o->grad_checkpointing, o->zero, r.d};
+  s = cc_trainer_create_setup(m, &hp, &su, &t);
 
   if (!s) {
     snprintf(path, sizeof path, "%s/bad_samples.tsv", o->out_dir);
@@ -592,6 +631,7 @@ sync_fail:;
       seen_bad[0] = (int64_t)sb[0];
       seen_bad[1] = (int64_t)sb[1];
       if ((s = cc_read(m->rt, cc_P(m, m->L.logit_scale), &scale, 1))) goto done;
+      if (m->L.has_logit_bias && (s = cc_read(m->rt, cc_P(m, m->L.logit_bias), &bias, 1))) goto done;
     }
     clipcl_train_event ev = {.kind = CLIPCL_TRAIN_EV_STEP, .step = step, .total_steps = total, .logged = logged,
                              .loss = loss, .lr = cc_lr_at(&hp, step - 1), .logit_scale = exp(scale),

@@ -14,6 +14,11 @@
 #include "ops/ops.h"
 
 clipcl_status cc_trainer_create(cc_model *m, const cc_train_hparams *hp, cc_trainer **out) {
+  return cc_trainer_create_setup(m, hp, NULL, out);
+}
+
+clipcl_status cc_trainer_create_setup(cc_model *m, const cc_train_hparams *hp, const cc_train_setup *su,
+                                      cc_trainer **out) {
   *out = NULL;
   if (hp->micro < 1 || hp->accum < 1 || hp->total_steps < 1 || hp->warmup < 0)
     return cc_fail(CLIPCL_ERR_ARG, "training needs batch >= 1, accum >= 1, steps >= 1 and warmup >= 0");
@@ -21,12 +26,18 @@ clipcl_status cc_trainer_create(cc_model *m, const cc_train_hparams *hp, cc_trai
   if (!t) return cc_fail(CLIPCL_ERR_NOMEM, "out of host memory");
   t->m = m;
   t->hp = *hp;
+  if (su) t->su = *su;
+  t->d = t->su.dist ? t->su.dist : cc_dist_self();
+  if (t->su.siglip && !m->L.has_logit_bias) {
+    free(t);
+    return cc_fail(CLIPCL_ERR_ARG, "the SigLIP loss needs a model with a logit_bias parameter");
+  }
   size_t n = m->L.total, N = (size_t)hp->micro * hp->accum, E = (size_t)m->L.cfg.embed_dim;
   unsigned char *mask = NULL;
   clipcl_status s = cc_model_enable_grads(m);
   if (!s) s = cc_model_workspace(m, 1, hp->micro, 1);
   if (!s) s = cc_model_workspace(m, 0, hp->micro, 1);
-  if (!s) s = cc_model_head_workspace(m, (int)N);
+  if (!s) s = cc_loss_create(m->rt, t->d, (int)N, (int)E, t->su.siglip, &t->loss);
   if (!s) s = cc_arena_init(&t->oar, m->rt, "optimiser", 2 * n + 4 * N * E + 32);
   if (!s) s = cc_arena_alloc(&t->oar, n, &t->mom);
   if (!s) s = cc_arena_alloc(&t->oar, n, &t->vel);
@@ -58,6 +69,8 @@ clipcl_status cc_trainer_create(cc_model *m, const cc_train_hparams *hp, cc_trai
 
 void cc_trainer_free(cc_trainer *t) {
   if (!t) return;
+  cc_loss_free(t->loss);
+  cc_loss_free(t->eval_loss);
   cc_release(t->mask);
   cc_arena_free(&t->oar);
   free(t);
@@ -77,6 +90,16 @@ static clipcl_status upload(cc_trainer *t, const float *pixels, const int32_t *i
   return cc_write(m->rt, m->txt.ids, ids + (size_t)j * b * T, b * T);
 }
 
+static cc_view bias_param(cc_model *m) { return m->L.has_logit_bias ? cc_P(m, m->L.logit_bias) : cc_none(); }
+static cc_view bias_grad(cc_model *m) { return m->L.has_logit_bias ? cc_G(m, m->L.logit_bias) : cc_none(); }
+
+static clipcl_status run_loss(cc_trainer *t, cc_loss *l, cc_view img, cc_view txt, int n, int grads, cc_view dimg,
+                              cc_view dtxt) {
+  cc_model *m = t->m;
+  return cc_loss_run(l, img, txt, n, cc_P(m, m->L.logit_scale), bias_param(m), grads, dimg, dtxt,
+                     grads ? cc_G(m, m->L.logit_scale) : cc_none(), grads ? bias_grad(m) : cc_none());
+}
+
 /* Forward, loss and backward of N = accum*micro pairs into the gradients. */
 static clipcl_status accumulate(cc_trainer *t, const float *pixels, const int32_t *ids) {
   cc_model *m = t->m;
@@ -87,7 +110,7 @@ static clipcl_status accumulate(cc_trainer *t, const float *pixels, const int32_
     CC_TRY(upload(t, pixels, ids, 0));
     CC_TRY(cc_vision_forward(m, b));
     CC_TRY(cc_text_forward(m, b));
-    CC_TRY(cc_head_forward_backward(m, m->vis.feat, m->txt.feat, b, 1, m->vis.dfeat, m->txt.dfeat));
+    CC_TRY(run_loss(t, t->loss, m->vis.feat, m->txt.feat, b, 1, m->vis.dfeat, m->txt.dfeat));
     if (!lock) CC_TRY(cc_vision_backward(m, b));
     return cc_text_backward(m, b);
   }
@@ -98,7 +121,7 @@ static clipcl_status accumulate(cc_trainer *t, const float *pixels, const int32_
     CC_TRY(cc_copy(m->rt, cc_at(t->img_all, (size_t)j * bE), m->vis.feat, bE));
     CC_TRY(cc_copy(m->rt, cc_at(t->txt_all, (size_t)j * bE), m->txt.feat, bE));
   }
-  CC_TRY(cc_head_forward_backward(m, t->img_all, t->txt_all, b * K, 1, t->dimg_all, t->dtxt_all));
+  CC_TRY(run_loss(t, t->loss, t->img_all, t->txt_all, b * K, 1, t->dimg_all, t->dtxt_all));
   for (int j = 0; j < K; j++) {
     CC_TRY(upload(t, pixels, ids, j));
     if (!lock) {
@@ -122,7 +145,7 @@ clipcl_status cc_trainer_step(cc_trainer *t, const float *pixels, const int32_t 
     CC_TRY(cc_clip_factor(m->rt, t->gscale, t->gnorm, t->hp.grad_clip));
     scale = t->gscale;
   }
-  CC_TRY(cc_read(m->rt, m->head.loss, loss, 1)); /* the step's one synchronisation */
+  CC_TRY(cc_read(m->rt, t->loss->loss, loss, 1)); /* the step's one synchronisation */
   *gnorm = -1.0f;
   if (t->hp.grad_clip > 0) CC_TRY(cc_read(m->rt, t->gnorm, gnorm, 1));
   if (!isfinite(*loss))
@@ -154,8 +177,10 @@ clipcl_status cc_trainer_eval_loss(cc_trainer *t, const float *pixels, const int
       return cc_fail(CLIPCL_ERR_ARG, "validation batch larger than the micro-batch");
     }
   }
-  CC_TRY(cc_head_forward_backward(m, img, txt, n, 0, cc_none(), cc_none()));
-  return cc_read(m->rt, m->head.loss, loss, 1);
+  if (!t->eval_loss)
+    CC_TRY(cc_loss_create(m->rt, cc_dist_self(), N, m->L.cfg.embed_dim, t->su.siglip, &t->eval_loss));
+  CC_TRY(run_loss(t, t->eval_loss, img, txt, n, 0, cc_none(), cc_none()));
+  return cc_read(m->rt, t->eval_loss->loss, loss, 1);
 }
 
 /* ---- checkpoints ------------------------------------------------------------ */

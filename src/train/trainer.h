@@ -12,7 +12,9 @@
 #define CC_TRAINER_H
 #include <stdint.h>
 
+#include "dist/dist.h"
 #include "model/model.h"
+#include "train/loss.h"
 
 typedef struct {
   float lr, beta1, beta2, eps, weight_decay;
@@ -22,9 +24,21 @@ typedef struct {
   int lock_image;           /* freeze the vision tower (open_clip --lock-image) */
 } cc_train_hparams;
 
+/* How a step is computed (none of it changes the update). Zero: one rank,
+ * CLIP loss, every activation kept, full optimiser state. */
+typedef struct {
+  int siglip;               /* sigmoid loss (the model needs a logit_bias) */
+  int grad_ckpt;            /* activation checkpointing */
+  int zero;                 /* 1: AdamW moments sharded over the ranks (ZeRO-1) */
+  cc_dist *dist;            /* NULL: one rank */
+} cc_train_setup;
+
 typedef struct {
   cc_model *m;
   cc_train_hparams hp;
+  cc_train_setup su;
+  cc_dist *d;
+  cc_loss *loss, *eval_loss; /* the training loss (over the ranks); validation (this rank only) */
   cc_arena oar;
   cc_view mom, vel;    /* AdamW moments (L.total) */
   cl_mem mask;         /* (L.total) bytes: 0 no decay, 1 decay, 2 frozen */
@@ -35,6 +49,10 @@ typedef struct {
 
 /* Allocates gradients, workspaces and the optimiser state (moments zero). */
 clipcl_status cc_trainer_create(cc_model *m, const cc_train_hparams *hp, cc_trainer **out);
+/* The same with a setup (su may be NULL: all zero). With several ranks every
+ * rank calls it, and every later call that says "collective". */
+clipcl_status cc_trainer_create_setup(cc_model *m, const cc_train_hparams *hp, const cc_train_setup *su,
+                                      cc_trainer **out);
 void cc_trainer_free(cc_trainer *t);
 /* open_clip's cosine_lr: lr * (step+1)/warmup during warmup, then
  * 0.5 * (1 + cos(pi * e / es)) * lr with e = step - warmup, es = total - warmup. */
