@@ -572,6 +572,8 @@ sync_fail:;
        (unsigned long long)clipcl_config_num_params(&cfg), o->train_data, total, G, layout, o->batch_size,
        o->accum_freq, steps_per_epoch > 0 ? "" : ", data size unknown");
   if (steps_per_epoch > 0) note(&r, "%ld steps per epoch, %lld samples", steps_per_epoch, (long long)dsize);
+  note(&r, "activation memory %.1f MiB per rank%s%s", (double)cc_model_activation_bytes(m) / 1048576.0,
+       o->grad_checkpointing ? " (activation checkpointing)" : "", o->zero && R > 1 ? "; AdamW state sharded (ZeRO-1)" : "");
 
   double t_start = now(), t_last = t_start, t_warm = -1;
   long step_at_start = t->step, warm_step = -1, steps_since = 0;

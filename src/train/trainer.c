@@ -35,8 +35,9 @@ clipcl_status cc_trainer_create_setup(cc_model *m, const cc_train_hparams *hp, c
   size_t n = m->L.total, N = (size_t)hp->micro * hp->accum, E = (size_t)m->L.cfg.embed_dim;
   unsigned char *mask = NULL;
   clipcl_status s = cc_model_enable_grads(m);
-  if (!s) s = cc_model_workspace(m, 1, hp->micro, 1);
-  if (!s) s = cc_model_workspace(m, 0, hp->micro, 1);
+  int keep = t->su.grad_ckpt ? CC_WS_CKPT : CC_WS_FULL;
+  if (!s) s = cc_model_workspace(m, 1, hp->micro, keep);
+  if (!s) s = cc_model_workspace(m, 0, hp->micro, keep);
   if (!s) s = cc_loss_create(m->rt, t->d, (int)N, (int)E, t->su.siglip, &t->loss);
   if (!s) s = cc_arena_init(&t->oar, m->rt, "optimiser", 2 * n + 4 * N * E + 32);
   if (!s) s = cc_arena_alloc(&t->oar, n, &t->mom);
