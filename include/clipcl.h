@@ -587,6 +587,14 @@ typedef struct {
                                  (their file bytes); default 1000 */
   clipcl_bad_sample_fn on_bad;/* may be NULL */
   void *user;
+  /* Data-parallel slices (training): with shard_count R > 1 this loader
+   * reads slice shard_index of R. CSV/folder data: positions of the epoch
+   * order are dealt in blocks of shard_block (default batch_size), block k
+   * to slice k mod R, so the slices' batches k make up batch k of a loader
+   * with batch R x shard_block (while no sample is bad); positions stay
+   * those of the shared order. Tar data: shard i of the epoch's seeded
+   * shard order goes to slice i mod R (open_clip's split by node). */
+  int shard_index, shard_count, shard_block;
 } clipcl_loader_options;
 
 /* Sets the defaults named above (training with augmentation). */
@@ -861,6 +869,9 @@ typedef struct {
   int64_t samples_seen, bad_samples; /* over all ranks */
   double last_loss;
   int world_size;
+  int failed_rank;          /* on failure: the rank where it happened (-1: none) */
+  int aborting;             /* 1: it failed inside a step's exchanges, where the other
+                               ranks cannot learn it; the job is aborted at exit */
 } clipcl_train_result;
 
 /* Sets the defaults named above. */

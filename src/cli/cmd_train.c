@@ -196,8 +196,10 @@ int cmd_train(int argc, char **argv) {
   clipcl_dist_info di = {0, 1, 0, 1, 0};
   clipcl_dist_get(&di);
   if (s != CLIPCL_OK) {
-    /* every rank returns the failing rank's message: rank 0 says it */
-    if (di.rank == 0) fprintf(stderr, "clipcl train: %s\n", clipcl_last_error());
+    /* ranks that agreed on a failure all hold its message: rank 0 says it;
+     * a failure the others could not learn is said where it happened */
+    if (res.aborting ? res.failed_rank == di.rank : di.rank == 0)
+      fprintf(stderr, "clipcl train: %s\n", clipcl_last_error());
     return 1;
   }
   if (di.rank != 0) return res.interrupted ? 130 : 0;

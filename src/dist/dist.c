@@ -41,8 +41,12 @@ static cc_dist g_job;
 static clipcl_status g_status;
 static char g_msg[512];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static int g_broken;
 
 cc_dist *cc_dist_self(void) { return &g_self; }
+void cc_dist_mark_broken(cc_dist *d) {
+  if (d->mpi) g_broken = 1;
+}
 int cc_dist_rank(const cc_dist *d) { return d->rank; }
 int cc_dist_size(const cc_dist *d) { return d->size; }
 int cc_dist_local_rank(const cc_dist *d) { return d->local_rank; }
@@ -69,12 +73,12 @@ static void nap(void) {
 }
 
 #ifdef CLIPCL_HAVE_MPI
-static int g_we_started;
-
 static void finalize_at_exit(void) {
   int fin = 0;
   MPI_Finalized(&fin);
-  if (!fin) MPI_Finalize();
+  if (fin) return;
+  if (g_broken) MPI_Abort(MPI_COMM_WORLD, 1);
+  MPI_Finalize();
 }
 
 static clipcl_status mpi_fail(int err, const char *call) {
@@ -105,7 +109,6 @@ static clipcl_status start_mpi(void) {
     int provided;
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
       return cc_fail(CLIPCL_ERR_IO, "MPI_Init_thread failed");
-    g_we_started = 1;
     atexit(finalize_at_exit);
   }
   MPI_TRY(MPI_Comm_dup(MPI_COMM_WORLD, &g_job.comm));

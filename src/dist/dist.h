@@ -31,6 +31,12 @@ int cc_dist_is_mpi(const cc_dist *d);
 /* A one-rank job, whatever the launcher says (tests, evaluation helpers). */
 cc_dist *cc_dist_self(void);
 
+/* A rank failed where the others cannot learn it (inside a step's
+ * exchanges): at exit the job is aborted (MPI_Abort, which ends every rank
+ * with a message naming this one) instead of finalised, which would wait for
+ * ranks that wait for this one. */
+void cc_dist_mark_broken(cc_dist *d);
+
 /* CPUs this process may run on (its affinity mask), and the share of the
  * host's CPUs one of the local ranks should use. */
 int cc_dist_cpu_share(const cc_dist *d);

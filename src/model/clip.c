@@ -248,6 +248,7 @@ static clipcl_status blocks_backward(cc_model *m, const cc_tower_dims *d, cc_tow
                              cc_P(m, o->qkv_w), N, C, 3 * C));
     CC_TRY(cc_layernorm_bwd(rt, w->dres, cc_G(m, o->ln1_w), cc_G(m, o->ln1_b), w->dln, x, cc_P(m, o->ln1_w),
                             a->mean1, a->rstd1, N, C));
+    if (m->on_block_grads) m->on_block_grads(m->on_block_user, w->vision, l);
   }
   return CLIPCL_OK;
 }

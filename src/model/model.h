@@ -71,6 +71,11 @@ struct clipcl_model {
   cc_head_ws head;
   char tokenizer[96];
   int config_source; /* CC_CONFIG_* (weights.h) */
+  /* called during backward once the kernels writing a residual block's
+   * parameter gradients are enqueued (data-parallel training starts
+   * summing them over the ranks while the rest runs); may be NULL */
+  void (*on_block_grads)(void *user, int vision, int layer);
+  void *on_block_user;
 };
 
 typedef struct clipcl_model cc_model;

@@ -23,6 +23,7 @@
  * them by node: not the one-process order. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +69,7 @@ static double now(void) {
 typedef struct {
   const clipcl_train_options *o;
   cc_dist *d;
-  int rank, R;
+  int rank, R, failed_rank, aborting;
   FILE *badlog;
   cc_report rep;
   FILE *mf;
@@ -337,6 +338,7 @@ static clipcl_status agree(run *r, clipcl_status mine, int epoch_end, int stop, 
   *any_stop = (int)v[SYNC_STOP];
   if (!v[SYNC_FAIL]) return CLIPCL_OK;
   int who = r->R - (int)v[SYNC_FAIL];
+  r->failed_rank = who;
   struct {
     int64_t status;
     char msg[1024];
@@ -391,9 +393,12 @@ static clipcl_status validate(cc_trainer *t, clipcl_loader *vld, float *pix, int
 
 clipcl_status clipcl_train(const clipcl_train_options *o, clipcl_train_result *out) {
   if (!o) return cc_fail(CLIPCL_ERR_ARG, "clipcl_train: no options");
-  if (out) memset(out, 0, sizeof *out);
+  if (out) {
+    memset(out, 0, sizeof *out);
+    out->failed_rank = -1;
+  }
   CC_TRY(check_options(o));
-  run r = {.o = o};
+  run r = {.o = o, .failed_rank = -1};
   CC_TRY(cc_dist_get(&r.d));
   r.rank = cc_dist_rank(r.d);
   r.R = cc_dist_size(r.d);
@@ -508,9 +513,14 @@ sync_fail:;
   lo.max_bad_fraction = o->max_bad_fraction;
   lo.on_bad = on_bad;
   lo.user = &r;
+  lo.shard_index = rank;
+  lo.shard_count = R;
+  lo.shard_block = (int)N;
   if (!s) s = clipcl_loader_create(ds, &lo, &ld);
   if (!s && vds) {
     clipcl_loader_options vo = lo;
+    vo.shard_count = 1;
+    vo.shard_index = 0;
     vo.training = 0;
     vo.augment = 0;
     s = clipcl_loader_create(vds, &vo, &vld);
@@ -534,7 +544,7 @@ sync_fail:;
   if (o->resume) {
     long rstep = 0;
     if (!strcmp(o->resume, "latest")) {
-      s = cc_checkpoint_latest(ckdir, &rstep, path, sizeof path);
+      s = cc_checkpoint_latest_all(t, ckdir, &rstep, path, sizeof path);
     } else {
       snprintf(path, sizeof path, "%s", o->resume);
     }
@@ -575,6 +585,28 @@ sync_fail:;
   note(&r, "activation memory %.1f MiB per rank%s%s", (double)cc_model_activation_bytes(m) / 1048576.0,
        o->grad_checkpointing ? " (activation checkpointing)" : "", o->zero && R > 1 ? "; AdamW state sharded (ZeRO-1)" : "");
 
+  /* where each rank runs (the first few) */
+  for (int k = 0; k < R && k < 8; k++) {
+    char line[320] = "";
+    if (k == rank) {
+      clipcl_device_info di;
+      if (clipcl_device_get_info(dev, &di) == CLIPCL_OK)
+        snprintf(line, sizeof line, "rank %d: %s, %d compute unit%s", rank, di.name, di.compute_units,
+                 di.compute_units == 1 ? "" : "s");
+    }
+    if (R > 1 && (s = cc_dist_bcast(r.d, line, sizeof line, k))) goto done;
+    line[sizeof line - 1] = 0;
+    if (R > 1) note(&r, "%s%s", line, k == 7 && R > 8 ? " (and more ranks)" : "");
+  }
+  /* crash-test hook: CLIPCL_TEST_KILL_RANK=<rank>:<step> kills that rank
+   * when it has taken that step */
+  long kill_step = -1;
+  {
+    const char *kr = getenv("CLIPCL_TEST_KILL_RANK");
+    int krank;
+    long kstep;
+    if (kr && sscanf(kr, "%d:%ld", &krank, &kstep) == 2 && krank == rank) kill_step = kstep;
+  }
   double t_start = now(), t_last = t_start, t_warm = -1;
   long step_at_start = t->step, warm_step = -1, steps_since = 0;
   int64_t epoch = 0;
@@ -610,12 +642,25 @@ sync_fail:;
       cc_fail(s, "%s; stopping, the last good checkpoint in %s is kept", msg, ckdir);
     }
     if (s) {
-      ss = agree(&r, s, 0, 0, &any_end, &any_stop);
-      s = ss ? ss : s;
+      /* a NaN loss is every rank's (the loss is summed first): they agree;
+       * any other failure inside the step's exchanges leaves the others
+       * waiting there, so the job is aborted at exit */
+      if (s == CLIPCL_ERR_NUMERIC || R == 1) {
+        ss = agree(&r, s, 0, 0, &any_end, &any_stop);
+        s = ss ? ss : s;
+      } else {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", clipcl_last_error());
+        cc_dist_mark_broken(r.d);
+        r.failed_rank = rank;
+        r.aborting = 1;
+        s = cc_fail(s, "rank %d: %s (the job is aborted)", rank, msg);
+      }
       goto done;
     }
     steps_since++;
     long step = t->step;
+    if (step == kill_step) raise(SIGKILL);
     int last = step == total;
     int epoch_end = steps_per_epoch > 0 && step % steps_per_epoch == 0;
     if (step - step_at_start == WARMUP_STEPS) {
@@ -752,6 +797,10 @@ sync_fail:;
                            .text = path};
   emit(&r, &de);
 done:
+  if (out && s) {
+    out->failed_rank = r.failed_rank >= 0 ? r.failed_rank : rank;
+    out->aborting = r.aborting;
+  }
   free(state);
   free(host);
   cc_report_free(&r.rep);
