@@ -62,6 +62,7 @@ static int load(const char *path, run_file *r) {
   if (!f || fread(magic, 1, 8, f) != 8 || memcmp(magic, "CLIPCLDC", 8) || fread(&r->steps, 4, 1, f) != 1 ||
       fread(&r->P, 8, 1, f) != 1 || r->steps > 1000 || r->P > (1u << 26)) {
     fprintf(stderr, "dist_check: %s: not a run file\n", path);
+    if (f) fclose(f);
     return -1;
   }
   r->loss = malloc(r->steps * sizeof *r->loss);
@@ -75,7 +76,15 @@ static int load(const char *path, run_file *r) {
   ok = ok && fread(r->params, 4, r->P, f) == r->P;
   fclose(f);
   if (!ok) fprintf(stderr, "dist_check: %s: truncated\n", path);
-  return ok ? 0 : -1;
+  return ok ? 0 : -1; /* the caller unloads */
+}
+
+static void unload(run_file *r) {
+  free(r->loss);
+  free(r->before);
+  free(r->grads);
+  free(r->params);
+  memset(r, 0, sizeof *r);
 }
 
 static int run(int argc, char **argv) {
@@ -170,10 +179,7 @@ static int run(int argc, char **argv) {
   free(g);
   free(p0);
   free(ids);
-  free(rp.loss);
-  free(rp.before);
-  free(rp.grads);
-  free(rp.params);
+  unload(&rp);
   return 0;
 }
 
@@ -218,11 +224,13 @@ static int compare(int argc, char **argv) {
     fprintf(stderr, "usage: dist_check compare A B [--loss T] [--grads T] [--params T]\n");
     return 2;
   }
-  run_file a, b;
-  if (load(argv[2], &a) || load(argv[3], &b)) return 1;
-  if (a.steps != b.steps || a.P != b.P) {
-    fprintf(stderr, "dist_check: the runs differ in shape (%u steps x %llu vs %u x %llu)\n", a.steps,
-            (unsigned long long)a.P, b.steps, (unsigned long long)b.P);
+  run_file a = {0}, b = {0};
+  if (load(argv[2], &a) || load(argv[3], &b) || a.steps != b.steps || a.P != b.P) {
+    if (a.loss && b.loss)
+      fprintf(stderr, "dist_check: the runs differ in shape (%u steps x %llu vs %u x %llu)\n", a.steps,
+              (unsigned long long)a.P, b.steps, (unsigned long long)b.P);
+    unload(&a);
+    unload(&b);
     return 1;
   }
   /* the tensor layout: clipcl-test, with logit_bias when the files have it */
@@ -254,6 +262,8 @@ static int compare(int argc, char **argv) {
          a.steps, wl, tl, wn, wg, tg, n, wp, tp);
   if (tp >= 0 && wp > tp) fails++;
   cc_layout_free(&L);
+  unload(&a);
+  unload(&b);
   return fails ? 1 : 0;
 }
 
