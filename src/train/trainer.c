@@ -6,16 +6,11 @@
  * rank takes the same update from the same summed gradients. */
 #include "train/trainer.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "io/atomic.h"
-#include "io/safetensors.h"
-#include "model/weights.h"
 #include "ops/ops.h"
 
 clipcl_status cc_trainer_create(cc_model *m, const cc_train_hparams *hp, cc_trainer **out) {

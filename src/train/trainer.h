@@ -1,6 +1,7 @@
-/* trainer.h: one optimiser step of CLIP training on the device, and the
- * optimiser state, learning-rate schedule and checkpoints around it. The data
- * loop, logging and evaluation live in the `train` command (src/cli).
+/* trainer.h: one optimiser step of CLIP (or SigLIP) training on the device,
+ * on one rank or several, and the optimiser state, learning-rate schedule
+ * and checkpoints around it. The run itself (data loop, logging, evaluation)
+ * is train.c, behind clipcl_train().
  *
  * A step takes N = accum * micro samples. With accum > 1 it follows
  * open_clip's --accum-freq: features of all micro-batches are computed first
