@@ -143,14 +143,25 @@ clipcl_status cc_model_get_params(cc_model *m, float *host) { return cc_read(m->
 /* Element counts are checked against overflow before any allocation. */
 static clipcl_status ws_alloc(cc_arena *a, size_t n, cc_view *v) { return cc_arena_alloc(a, n, v); }
 
+/* How much a workspace kind keeps: inference < checkpointing < everything. */
+static int keeps(int save) { return save == CC_WS_FULL ? 2 : save == CC_WS_CKPT ? 1 : 0; }
+
+static size_t arena_bytes(const cc_arena *a) {
+  size_t n = 0;
+  for (int i = 0; i < a->nblocks; i++) n += a->used[i];
+  return n * 4;
+}
+
+size_t cc_model_activation_bytes(const cc_model *m) { return arena_bytes(&m->vis.ar) + arena_bytes(&m->txt.ar); }
+
 clipcl_status cc_model_workspace(cc_model *m, int vision, int cap, int save) {
   cc_tower_ws *w = vision ? &m->vis : &m->txt;
-  if (w->cap >= cap && w->save >= save && w->blk) return CLIPCL_OK;
+  if (w->cap >= cap && keeps(w->save) >= keeps(save) && w->blk) return CLIPCL_OK;
   /* Growing never drops what an earlier user needs (inference batches
    * between training steps must not take away the saved activations). */
   if (w->blk) {
     if (w->cap > cap) cap = w->cap;
-    if (w->save > save) save = w->save;
+    if (keeps(w->save) > keeps(save)) save = w->save;
   }
   ws_free(w);
   const cc_tower_dims *d = vision ? &m->L.vis : &m->L.txt;
@@ -164,14 +175,17 @@ clipcl_status cc_model_workspace(cc_model *m, int vision, int cap, int save) {
   w->blk = calloc((size_t)d->layers, sizeof *w->blk);
   if (!w->blk) return cc_fail(CLIPCL_ERR_NOMEM, "out of host memory");
   size_t per_layer = BT * (C * 6 + 3 * C * 2 + M * 2) + BT * 4 + B * H * T * T;
-  size_t expect = (save ? (size_t)d->layers : 1) * per_layer + BT * C * 8 + BT * M * 2;
+  size_t expect = (save == CC_WS_FULL ? (size_t)d->layers : 1) * per_layer + BT * C * (8 + (size_t)d->layers) +
+                  BT * M * 2;
   CC_TRY(cc_arena_init(&w->ar, m->rt, vision ? "vision activations" : "text activations", expect));
   cc_arena *a = &w->ar;
   CC_TRY(ws_alloc(a, BT * C, &w->x0));
   for (int l = 0; l < d->layers; l++) {
     cc_block_acts *k = &w->blk[l];
-    if (!save && l > 0) {
+    if (save != CC_WS_FULL && l > 0) {
       *k = w->blk[0];
+      /* checkpointing keeps every block's output: the next block's input */
+      if (save == CC_WS_CKPT) CC_TRY(ws_alloc(a, BT * C, &k->res_out));
       continue;
     }
     CC_TRY(ws_alloc(a, BT * C, &k->ln1));
@@ -247,35 +261,42 @@ clipcl_status cc_model_head_workspace(cc_model *m, int cap) {
 
 /* ---- residual blocks -------------------------------------------------------- */
 
+/* Block l from its input x into w->blk[l]. */
+static clipcl_status block_forward(cc_model *m, const cc_tower_dims *d, cc_tower_ws *w, int l, cc_view x, int B,
+                                   int causal) {
+  cc_rt *rt = m->rt;
+  int N = B * d->T, C = d->C, M = d->M, quick = m->L.cfg.quick_gelu;
+  const cc_block_off *o = &d->blk[l];
+  cc_block_acts *a = &w->blk[l];
+  CC_TRY(cc_layernorm_fwd(rt, a->ln1, a->mean1, a->rstd1, x, cc_P(m, o->ln1_w), cc_P(m, o->ln1_b), N, C));
+  CC_TRY(cc_linear_fwd_epi(rt, a->qkv, a->ln1, cc_P(m, o->qkv_w), cc_P(m, o->qkv_b), cc_none(), CC_ACT_NONE,
+                           cc_none(), packed_w(m, o->qkv_w), N, C, 3 * C));
+  CC_TRY(cc_attention_fwd(rt, a->atty, a->qkvr, a->att, a->qkv, B, d->T, C, d->H, causal));
+  /* residual adds and the activation ride in the GEMM epilogue: one pass
+   * over the (N,C) and (N,M) activations fewer each */
+  CC_TRY(cc_linear_fwd_epi(rt, a->res_mid, a->atty, cc_P(m, o->out_w), cc_P(m, o->out_b), x, CC_ACT_NONE,
+                           cc_none(), packed_w(m, o->out_w), N, C, C));
+  CC_TRY(cc_layernorm_fwd(rt, a->ln2, a->mean2, a->rstd2, a->res_mid, cc_P(m, o->ln2_w), cc_P(m, o->ln2_b), N,
+                          C));
+  int act = quick ? CC_ACT_QUICKGELU : CC_ACT_GELU;
+  if (w->save) /* the backward needs both: fc for GELU's derivative, fca for proj's weight gradient */
+    CC_TRY(cc_linear_fwd_epi(rt, a->fc, a->ln2, cc_P(m, o->fc_w), cc_P(m, o->fc_b), cc_none(), act, a->fca,
+                             packed_w(m, o->fc_w), N, C, M));
+  else
+    CC_TRY(cc_linear_fwd_epi(rt, a->fca, a->ln2, cc_P(m, o->fc_w), cc_P(m, o->fc_b), cc_none(), act, cc_none(),
+                             packed_w(m, o->fc_w), N, C, M));
+  CC_TRY(cc_linear_fwd_epi(rt, a->res_out, a->fca, cc_P(m, o->proj_w), cc_P(m, o->proj_b), a->res_mid,
+                           CC_ACT_NONE, cc_none(), packed_w(m, o->proj_w), N, M, C));
+  return CLIPCL_OK;
+}
+
 /* Runs the first `layers` blocks (all of them for the towers' outputs). */
 static clipcl_status blocks_forward(cc_model *m, const cc_tower_dims *d, cc_tower_ws *w, int B, int causal,
                                     int layers) {
-  cc_rt *rt = m->rt;
-  int N = B * d->T, C = d->C, M = d->M, quick = m->L.cfg.quick_gelu;
   cc_view x = w->x0;
   for (int l = 0; l < layers; l++) {
-    const cc_block_off *o = &d->blk[l];
-    cc_block_acts *a = &w->blk[l];
-    CC_TRY(cc_layernorm_fwd(rt, a->ln1, a->mean1, a->rstd1, x, cc_P(m, o->ln1_w), cc_P(m, o->ln1_b), N, C));
-    CC_TRY(cc_linear_fwd_epi(rt, a->qkv, a->ln1, cc_P(m, o->qkv_w), cc_P(m, o->qkv_b), cc_none(), CC_ACT_NONE,
-                             cc_none(), packed_w(m, o->qkv_w), N, C, 3 * C));
-    CC_TRY(cc_attention_fwd(rt, a->atty, a->qkvr, a->att, a->qkv, B, d->T, C, d->H, causal));
-    /* residual adds and the activation ride in the GEMM epilogue: one pass
-     * over the (N,C) and (N,M) activations fewer each */
-    CC_TRY(cc_linear_fwd_epi(rt, a->res_mid, a->atty, cc_P(m, o->out_w), cc_P(m, o->out_b), x, CC_ACT_NONE,
-                             cc_none(), packed_w(m, o->out_w), N, C, C));
-    CC_TRY(cc_layernorm_fwd(rt, a->ln2, a->mean2, a->rstd2, a->res_mid, cc_P(m, o->ln2_w), cc_P(m, o->ln2_b), N,
-                            C));
-    int act = quick ? CC_ACT_QUICKGELU : CC_ACT_GELU;
-    if (w->save) /* the backward needs both: fc for GELU's derivative, fca for proj's weight gradient */
-      CC_TRY(cc_linear_fwd_epi(rt, a->fc, a->ln2, cc_P(m, o->fc_w), cc_P(m, o->fc_b), cc_none(), act, a->fca,
-                               packed_w(m, o->fc_w), N, C, M));
-    else
-      CC_TRY(cc_linear_fwd_epi(rt, a->fca, a->ln2, cc_P(m, o->fc_w), cc_P(m, o->fc_b), cc_none(), act, cc_none(),
-                               packed_w(m, o->fc_w), N, C, M));
-    CC_TRY(cc_linear_fwd_epi(rt, a->res_out, a->fca, cc_P(m, o->proj_w), cc_P(m, o->proj_b), a->res_mid,
-                             CC_ACT_NONE, cc_none(), packed_w(m, o->proj_w), N, M, C));
-    x = a->res_out;
+    CC_TRY(block_forward(m, d, w, l, x, B, causal));
+    x = w->blk[l].res_out;
   }
   return CLIPCL_OK;
 }
@@ -289,6 +310,9 @@ static clipcl_status blocks_backward(cc_model *m, const cc_tower_dims *d, cc_tow
     const cc_block_off *o = &d->blk[l];
     cc_block_acts *a = &w->blk[l];
     cc_view x = l == 0 ? w->x0 : w->blk[l - 1].res_out;
+    /* checkpointing: the shared buffers hold the last block's forward; the
+     * others are recomputed from their kept input (same kernels, same bits) */
+    if (w->save == CC_WS_CKPT && l < d->layers - 1) CC_TRY(block_forward(m, d, w, l, x, B, causal));
     /* MLP branch: res_out = res_mid + c_proj(act(c_fc(ln_2(res_mid)))) */
     CC_TRY(cc_linear_bwd_set(rt, w->dfca, cc_G(m, o->proj_w), cc_G(m, o->proj_b), w->dres, a->fca,
                              cc_P(m, o->proj_w), N, M, C));
@@ -306,6 +330,7 @@ static clipcl_status blocks_backward(cc_model *m, const cc_tower_dims *d, cc_tow
                              cc_P(m, o->qkv_w), N, C, 3 * C));
     CC_TRY(cc_layernorm_bwd(rt, w->dres, cc_G(m, o->ln1_w), cc_G(m, o->ln1_b), w->dln, x, cc_P(m, o->ln1_w),
                             a->mean1, a->rstd1, N, C));
+    if (m->on_block_grads) m->on_block_grads(m->on_block_user, w->vision, l);
   }
   return CLIPCL_OK;
 }
@@ -394,7 +419,7 @@ clipcl_status cc_text_hidden_forward(cc_model *m, int B, int skip, cc_view *out)
 
 static clipcl_status check_backward(const cc_model *m, const cc_tower_ws *w, int B) {
   if (!m->has_grads) return cc_fail(CLIPCL_ERR_ARG, "backward without gradients enabled");
-  if (!w->save) return cc_fail(CLIPCL_ERR_ARG, "backward needs a workspace that saves activations");
+  if (w->save == CC_WS_INFER) return cc_fail(CLIPCL_ERR_ARG, "backward needs a workspace that saves activations");
   return check_batch(w, B, "backward");
 }
 

@@ -26,8 +26,15 @@ typedef struct {
   cc_view res_out;           /* (B,T,C) res_mid + mlp: the next block's input */
 } cc_block_acts;
 
-/* One tower's workspace for batches of up to `cap`. With save == 0 (inference)
- * every block shares one set of activation buffers. */
+/* What a tower workspace keeps (cc_model_workspace's save). */
+enum {
+  CC_WS_INFER = 0, /* forward only: every block shares one set of buffers, the stream updated in place */
+  CC_WS_FULL = 1,  /* every block's activations, for backward */
+  CC_WS_CKPT = 2   /* activation checkpointing: each block's output (the next one's input) only, one shared
+                      set for the rest; backward recomputes each block from its input first */
+};
+
+/* One tower's workspace for batches of up to `cap`. */
 typedef struct {
   int cap, save, vision;
   cc_arena ar;
@@ -82,6 +89,11 @@ struct clipcl_model {
   cc_arena pk;
   cc_pk_entry *pk_map;
   int npk, pk_state;
+  /* called during backward once the kernels writing a residual block's
+   * parameter gradients are enqueued (data-parallel training starts
+   * summing them over the ranks while the rest runs); may be NULL */
+  void (*on_block_grads)(void *user, int vision, int layer);
+  void *on_block_user;
 };
 
 typedef struct clipcl_model cc_model;
@@ -93,9 +105,13 @@ clipcl_status cc_model_create(cc_rt *rt, const clipcl_config *cfg, cc_model **ou
 /* Allocates the gradient buffer (zeroed). */
 clipcl_status cc_model_enable_grads(cc_model *m);
 clipcl_status cc_model_zero_grads(cc_model *m);
-/* (Re)allocates a tower workspace for batches up to cap; save = keep every
- * block's activations for backward. */
+/* (Re)allocates a tower workspace for batches up to cap; save is CC_WS_*
+ * (1 = keep every block's activations for backward). A workspace that
+ * already serves a larger batch, or keeps more (FULL > CKPT > INFER), stays. */
 clipcl_status cc_model_workspace(cc_model *m, int vision, int cap, int save);
+/* Bytes of device memory the two towers' workspaces hold (activations and
+ * backward scratch). */
+size_t cc_model_activation_bytes(const cc_model *m);
 clipcl_status cc_model_head_workspace(cc_model *m, int cap);
 /* Uploads host parameters (L.total floats) / downloads them. */
 clipcl_status cc_model_set_params(cc_model *m, const float *host);

@@ -74,6 +74,8 @@ static clipcl_status infer_config(const cc_st_file *f, cc_naming naming, clipcl_
   c->text = (clipcl_text_cfg){(int)tpos->shape[0], (int)tok->shape[0], tw, tw / 64 > 0 ? tw / 64 : 1,
                               count_layers(f, naming, "transformer.resblocks"), (float)tfc->shape[0] / (float)tw};
   if (vw % 64) c->vision.head_width = vw; /* one head when the width is not a multiple of 64 */
+  /* a SigLIP model: the bias is read from the file, its init value unknown */
+  if (cc_st_find(f, "logit_bias")) c->logit_bias = 1;
   if (tw % 64) c->text.heads = 1;
   snprintf(c->name, sizeof c->name, "inferred");
   return clipcl_config_validate(c, path);
@@ -112,13 +114,13 @@ static clipcl_status read_all(const cc_st_file *f, cc_naming naming, const cc_la
   for (int i = 0; i < L->n; i++) {
     const cc_tensor_info *t = &L->t[i];
     float *dst = host + t->off;
-    if (text_only && (!strncmp(t->name, "visual.", 7) || !strcmp(t->name, "logit_scale") ||
+    if (text_only && (!strncmp(t->name, "visual.", 7) || t->ndim == 0 /* logit_scale, logit_bias */ ||
                       (!strcmp(t->name, "text_projection") && !find_either(f, naming, t->name))))
       continue;
-    if (naming != CC_NAMING_HF || !strcmp(t->name, "logit_scale")) {
+    if (naming != CC_NAMING_HF || t->ndim == 0) {
       const cc_st_tensor *s = cc_st_find(f, t->name);
       if (!s) return cc_fail(CLIPCL_ERR_FORMAT, "%s: tensor %s is missing", path, t->name);
-      /* logit_scale is stored as [] by open_clip and sometimes as [1] */
+      /* logit_scale (and logit_bias) are stored as [] by open_clip and sometimes as [1] */
       int ok = shape_is(s, t->ndim, t->shape) || (t->ndim == 0 && s->ndim == 1 && s->shape[0] == 1);
       if (!ok) return shape_fail(path, t->name, s, t->ndim, t->shape);
       CC_TRY(cc_st_read_f32(f, s, dst));
@@ -202,6 +204,8 @@ clipcl_status cc_weights_read(const char *path, const clipcl_config *override, c
   if (override) {
     cfg = *override;
     info->config_source = CC_CONFIG_OVERRIDE;
+    /* a SigLIP file keeps its learnt bias whatever architecture is named */
+    if (cc_st_find(f, "logit_bias")) cfg.logit_bias = 1;
   } else if (meta) {
     char src[600];
     snprintf(src, sizeof src, "%s (clipcl.config metadata)", path);
@@ -267,7 +271,7 @@ clipcl_status cc_weights_write_meta(const char *path, const cc_layout *L, const 
   for (int i = 0; i < n; i++) {
     const cc_tensor_info *t = &L->t[i];
     const float *src = host + t->off;
-    if (!hf_names || !strcmp(t->name, "logit_scale")) {
+    if (!hf_names || t->ndim == 0) {
       snprintf(names[k], CC_NAME_MAX, "%s", t->name);
       outs[k] = (cc_st_out){.name = names[k], .dtype = CC_ST_F32, .ndim = t->ndim, .data = src};
       memcpy(outs[k].shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);

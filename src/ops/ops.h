@@ -176,6 +176,17 @@ clipcl_status cc_ce_bwd(cc_rt *rt, cc_view dlogits, cc_view probs, int N, int M,
 /* Transposes a (R,Cc) matrix into (Cc,R). */
 clipcl_status cc_transpose(cc_rt *rt, cc_view out, cc_view inp, int R, int Cc);
 
+/* ---- SigLIP loss (siglip.c) ---------------------------------------------- */
+/* One block of SigLIP's sigmoid loss: z = logits + bias[0] (logits (N,M) =
+ * exp(s) a b^T, bias on the device), labels +1 at (i, i + diag) and -1
+ * elsewhere (diag < 0: all -1, another rank's texts).
+ * loss[0] (+)= coef * sum log(1 + exp(-y z)); dlogits = coef * -y
+ * sigmoid(-y z) (overwritten; skipped when dlogits.buf is NULL); dbias[0] +=
+ * sum(dlogits) (when both are given). open_clip's per-process loss has coef
+ * 1/N; the global-batch loss split over R ranks has coef 1/(R N). */
+clipcl_status cc_siglip_fwd_bwd(cc_rt *rt, cc_view loss, cc_view dlogits, cc_view dbias, cc_view logits,
+                                cc_view bias, int N, int M, int diag, float coef, int accumulate);
+
 /* ---- optimiser (optim.c) ------------------------------------------------ */
 /* out[0] = sqrt(sum x^2) over n elements, deterministic two-stage reduction. */
 clipcl_status cc_global_norm(cc_rt *rt, cc_view out, cc_view x, size_t n);
