@@ -51,7 +51,7 @@ def _info_dict(info):
             "version": _s(info.version), "driver": _s(info.driver), "compute_units": info.compute_units,
             "global_mem": info.global_mem, "max_alloc": info.max_alloc, "local_mem": info.local_mem,
             "fp16": bool(info.fp16), "fp64": bool(info.fp64), "is_cpu": bool(info.is_cpu),
-            "is_gpu": bool(info.is_gpu)}
+            "is_gpu": bool(info.is_gpu), "vector_width": info.vector_width}
 
 
 def devices():

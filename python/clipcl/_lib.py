@@ -57,7 +57,7 @@ class DeviceInfo(Structure):
                 ("version", c_char * 128), ("driver", c_char * 128), ("compute_units", c_int),
                 ("global_mem", c_uint64), ("max_alloc", c_uint64), ("local_mem", c_uint64),
                 ("max_work_group", c_size_t), ("fp16", c_int), ("fp64", c_int), ("is_cpu", c_int),
-                ("is_gpu", c_int)]
+                ("is_gpu", c_int), ("vector_width", c_int)]
 
 
 class VisionCfg(Structure):

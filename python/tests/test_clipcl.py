@@ -74,6 +74,8 @@ class PackageTest(unittest.TestCase):
         self.assertNotIn(os.path.join(SRC, "python"), os.path.abspath(clipcl.__file__))
         self.assertTrue(clipcl.version())
         self.assertGreaterEqual(len(clipcl.devices()), 1)
+        # the last field of clipcl_device_info: a mismatched ctypes layout reads garbage here
+        self.assertIn(clipcl.devices()[0]["vector_width"], (4, 8, 16))
         self.assertEqual(self.model.config["name"], "clipcl-micro")
         self.assertEqual(self.model.config_source, "metadata")
 
