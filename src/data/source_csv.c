@@ -224,7 +224,7 @@ static int read_record(reader *r, char sep, record *rec) {
 #undef END_FIELD
 }
 
-/* "12" -> 12; only digits (an optional '+'), at most INT32_MAX. */
+/* "12" -> 12; only digits (an optional '+'), at most CC_DATA_MAX_LABEL. */
 static int parse_label(const char *s, size_t n, int32_t *out) {
   size_t i = 0;
   if (i < n && s[i] == '+') i++;
@@ -233,7 +233,7 @@ static int parse_label(const char *s, size_t n, int32_t *out) {
   for (; i < n; i++) {
     if (s[i] < '0' || s[i] > '9') return 0;
     v = v * 10 + (s[i] - '0');
-    if (v > 0x7fffffffLL) return 0;
+    if (v > CC_DATA_MAX_LABEL) return 0;
   }
   *out = (int32_t)v;
   return 1;
