@@ -145,8 +145,8 @@ static int read_record(reader *r, char sep, record *rec) {
   } while (0)
 #define END_FIELD()                                                           \
   do {                                                                        \
+    if (rec->header_mode) PUT(0); /* the NUL counts: it may overflow */      \
     if (cur && cur->too_big) rec->too_big = 1;                                \
-    if (rec->header_mode) PUT(0);                                             \
     if (rec->nfields < 0x7fffffff) rec->nfields++;                            \
   } while (0)
 
@@ -328,7 +328,7 @@ clipcl_status cc_csv_open(clipcl_dataset *ds, const char *path, const clipcl_dat
     goto done;
   }
   if (rec.too_big) {
-    s = cc_fail(CLIPCL_ERR_FORMAT, "%s: header field longer than %zu bytes", path, CC_DATA_MAX_CAPTION);
+    s = cc_fail(CLIPCL_ERR_FORMAT, "%s: header row longer than %zu bytes", path, CC_DATA_MAX_CAPTION);
     goto done;
   }
   int ncols = rec.nfields;

@@ -61,15 +61,18 @@ clipcl_status cc_png_decode(const uint8_t *data, size_t len, const char *name, c
   /* PIL refuses a bad CRC in any chunk before the image data; libpng would
    * only warn about ancillary ones and drop them */
   png_set_crc_action(p, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
+  /* libpng's own size limit (a million pixels a side) would refuse first,
+   * without saying what the image would cost; ours follows png_read_info */
+  png_set_user_limits(p, 0x7fffffff, 0x7fffffff);
   png_read_info(p, info);
 
   png_uint_32 w, h;
   int depth, ctype, interlace;
   png_get_IHDR(p, info, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
-  if ((uint64_t)w * h > CC_IMAGE_MAX_PIXELS || w > (png_uint_32)0x7fffffff || h > (png_uint_32)0x7fffffff) {
+  clipcl_status size_st = cc_image_check_size(w, h, "PNG", name);
+  if (size_st != CLIPCL_OK) {
     png_destroy_read_struct(&p, &info, NULL);
-    return cc_fail(CLIPCL_ERR_FORMAT, "%s: PNG of %lu x %lu pixels is over the limit of %llu pixels", name,
-                   (unsigned long)w, (unsigned long)h, (unsigned long long)CC_IMAGE_MAX_PIXELS);
+    return size_st;
   }
   /* The transforms that make PIL's convert("RGB"): palette lookup (below),
    * low-depth grey scaled by 255/(2^d-1), alpha dropped without compositing,
