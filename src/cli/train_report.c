@@ -83,6 +83,7 @@ void cc_report_load_metrics(cc_report *r, const char *dir, long upto) {
   fclose(f);
   if (keep) cc_atomic_write_file(path, keep, len);
   free(keep);
+  cc_atomic_remove_stale(dir); /* of a run killed writing metrics.jsonl or the model */
 }
 
 int cc_report_val_loss(cc_report *r, cc_trainer *t, clipcl_loader *vld, float *pix, int32_t *ids, long n, long step,

@@ -28,6 +28,9 @@
 /* Saturation value for counts and sizes: above every cap. */
 #define BIG ((unsigned long long)1 << 62)
 
+static _Atomic int max_names = CC_DATA_MAX_NAMES;
+void cc_brace_set_max_names(int n) { max_names = n > 0 && n < CC_DATA_MAX_NAMES ? n : CC_DATA_MAX_NAMES; }
+
 typedef struct node node;
 typedef struct {
   node *v;
@@ -37,8 +40,9 @@ typedef struct {
 enum { N_LIT, N_INT, N_CHR, N_ALT };
 struct node {
   int kind;
-  const char *s; /* N_LIT: raw text in the spec (escapes still in) */
+  const char *s; /* N_LIT: the text (in the spec, or in own when it had escapes) */
   size_t len;
+  char *own;     /* N_LIT: the text with its escapes removed, or NULL */
   long long a, step, count; /* N_INT: a, a+step, ... (step may be negative) */
   int width;                /* N_INT: zero padding */
   char chars[56];           /* N_CHR: one name per letter */
@@ -71,12 +75,27 @@ static node *pat_push(pattern *p, int kind) {
 
 static clipcl_status oom(void) { return cc_fail(CLIPCL_ERR_NOMEM, "brace expansion: out of memory"); }
 
+/* Literal text. braceexpand removes the backslash of every escape once the
+ * names are built; a literal can never end in a lone backslash that would
+ * escape the next item's first character (that backslash would have escaped
+ * the brace or comma that ends the literal), so removing them here, once per
+ * literal, gives the same names. */
 static clipcl_status push_lit(pattern *p, const char *s, size_t len) {
   if (!len) return CLIPCL_OK;
   node *x = pat_push(p, N_LIT);
   if (!x) return oom();
   x->s = s;
   x->len = len;
+  if (memchr(s, '\\', len)) {
+    if (!(x->own = malloc(len))) return oom();
+    size_t w = 0;
+    for (size_t r = 0; r < len; r++) {
+      if (s[r] == '\\' && r + 1 < len) r++;
+      x->own[w++] = s[r];
+    }
+    x->s = x->own;
+    x->len = w;
+  }
   return CLIPCL_OK;
 }
 
@@ -192,6 +211,8 @@ static int char_range(const char *e, size_t len, node *x) {
 static clipcl_status parse_pattern(const char *p, size_t len, int depth, pattern *out);
 
 static void node_free(node *x) {
+  free(x->own);
+  x->own = NULL;
   if (x->kind != N_ALT) return;
   for (int k = 0; k < x->nalts; k++) pat_free(&x->alts[k]);
   free(x->alts);
@@ -268,6 +289,7 @@ static clipcl_status parse_group(const char *e, size_t elen, int depth, pattern 
       }
       *y = inner.v[i];
       inner.v[i].kind = N_LIT; /* moved: nothing left to free there */
+      inner.v[i].own = NULL;
     }
     pat_free(&inner);
     CC_TRY(s);
@@ -340,7 +362,7 @@ static void measure(const pattern *p, unsigned long long *count, unsigned long l
       ic = (unsigned long long)x->nchars, ib = ic;
     } else if (x->kind == N_INT) {
       ic = (unsigned long long)x->count;
-      if (ic > CC_DATA_MAX_NAMES) {
+      if (ic > (unsigned long long)max_names) {
         ib = BIG; /* refused for its count anyway */
       } else {
         for (long long j = 0; j < x->count; j++) {
@@ -380,18 +402,9 @@ typedef struct {
   char **names; /* the result block: total pointers, then the text */
   char *text;   /* every finished name, NUL-terminated, one after another */
   size_t tlen, tcap;
-  int n, escapes;
+  int n;
 } gen;
 
-/* braceexpand drops the backslash of every escape once expansion is done. */
-static void unescape(char *s) {
-  char *w = s;
-  for (char *r = s; *r; r++) {
-    if (*r == '\\' && r[1]) r++;
-    *w++ = *r;
-  }
-  *w = 0;
-}
 
 /* Appends n bytes to the name being built. */
 static clipcl_status put(gen *g, const char *s, size_t n) {
@@ -415,8 +428,7 @@ static clipcl_status finish(gen *g) {
   char *t = g->text + g->tlen;
   if (g->len) memcpy(t, g->buf, g->len); /* buf is NULL before the first put */
   t[g->len] = 0;
-  if (g->escapes) unescape(t);
-  g->tlen += strlen(t) + 1;
+  g->tlen += g->len + 1;
   g->names[g->n++] = t;
   return CLIPCL_OK;
 }
@@ -492,12 +504,11 @@ clipcl_status cc_brace_expand(const char *spec, char ***names, int *n) {
     }
     p = sep ? sep + 2 : p + len;
   }
-  if (s == CLIPCL_OK && total > CC_DATA_MAX_NAMES)
-    s = cc_fail(CLIPCL_ERR_ARG, "brace expansion gives more than %d names", CC_DATA_MAX_NAMES);
+  if (s == CLIPCL_OK && total > (unsigned long long)max_names)
+    s = cc_fail(CLIPCL_ERR_ARG, "brace expansion gives more than %d names", max_names);
   if (s == CLIPCL_OK && bytes > BRACE_MAX_BYTES)
     s = cc_fail(CLIPCL_ERR_ARG, "brace expansion gives more than %zu MiB of names", BRACE_MAX_BYTES >> 20);
   gen g = {0};
-  g.escapes = strchr(spec, '\\') != NULL;
   /* one block: the pointer array, then the text it points into */
   if (s == CLIPCL_OK && !(g.names = malloc((size_t)total * sizeof *g.names + (size_t)bytes + 1))) s = oom();
   if (s == CLIPCL_OK) {

@@ -103,6 +103,9 @@ const char *cc_row_source(const clipcl_dataset *ds, size_t row, char *buf, size_
  * *names is ONE malloc'd block holding the *n pointers and the names they
  * point to: release it with a single free(). */
 clipcl_status cc_brace_expand(const char *spec, char ***names, int *n);
+/* Lowers the name cap for the process (the fuzz target does, so that each
+ * input stays fast); n <= 0 restores CC_DATA_MAX_NAMES. */
+void cc_brace_set_max_names(int n);
 /* Frees an array of n malloc'd names (folder scans). */
 void cc_names_free(char **names, int n);
 
