@@ -10,6 +10,7 @@
 
 #include "io/atomic.h"
 #include "io/safetensors.h"
+#include "model/memory.h"
 #include "model/weights.h"
 #include "ops/ops.h"
 
@@ -23,7 +24,9 @@ clipcl_status cc_trainer_create(cc_model *m, const cc_train_hparams *hp, cc_trai
   t->hp = *hp;
   size_t n = m->L.total, N = (size_t)hp->micro * hp->accum, E = (size_t)m->L.cfg.embed_dim;
   unsigned char *mask = NULL;
-  clipcl_status s = cc_model_enable_grads(m);
+  /* a batch that does not fit is refused before anything is allocated */
+  clipcl_status s = cc_check_training_fits(m->rt, &m->L, hp->micro, hp->accum);
+  if (!s) s = cc_model_enable_grads(m);
   if (!s) s = cc_model_workspace(m, 1, hp->micro, 1);
   if (!s) s = cc_model_workspace(m, 0, hp->micro, 1);
   if (!s) s = cc_model_head_workspace(m, (int)N);
