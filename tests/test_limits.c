@@ -4,7 +4,7 @@
  * refused before anything is allocated, with a message that says what it
  * would cost), image file size, captions (CSV field, tar .txt and .json
  * members), the CSV header row and image path field, tar image members,
- * the safetensors header, and model config files. Large files are written
+ * the safetensors and .npy headers, and model config files. Large files are written
  * sparse where the format allows. No device needed. */
 #include <fcntl.h>
 #include <stdint.h>
@@ -18,6 +18,7 @@
 #include "data/data.h"
 #include "harness.h"
 #include "image/image.h"
+#include "io/npy.h"
 #include "io/safetensors.h"
 #include "io_testutil.h"
 
@@ -284,6 +285,30 @@ static void st_case(const char *label, uint64_t hlen, int want_ok) {
   unlink(p);
 }
 
+/* A version 2.0 .npy of two floats whose header is hlen bytes (padding). */
+static void npy_case(const char *label, uint32_t hlen, int want_ok) {
+  const char *p = path_of("a.npy");
+  FILE *f = fopen(p, "wb");
+  const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
+  unsigned char pre[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0,
+                           (unsigned char)hlen, (unsigned char)(hlen >> 8), (unsigned char)(hlen >> 16),
+                           (unsigned char)(hlen >> 24)};
+  fwrite(pre, 1, 12, f);
+  fputs(dict, f);
+  for (size_t i = strlen(dict); i < hlen; i++) fputc(i + 1 == hlen ? '\n' : ' ', f);
+  float v[2] = {1, 2};
+  fwrite(v, 4, 2, f);
+  fclose(f);
+  float *data = NULL;
+  int nd;
+  size_t shape[2];
+  clipcl_status s = cc_npy_read_f32(p, &data, &nd, shape);
+  th_assert(label, want_ok ? s == CLIPCL_OK && nd == 1 && shape[0] == 2 && data[1] == 2
+                           : s == CLIPCL_ERR_FORMAT && has("limit"), "status %d: %s", s, clipcl_last_error());
+  free(data);
+  unlink(p);
+}
+
 static void config_case(const char *label, size_t len, int want_ok) {
   const char *p = path_of("c.json");
   FILE *f = fopen(p, "wb");
@@ -307,6 +332,8 @@ int main(void) {
   tars();
   st_case("safetensors header of 100 MiB read", CC_ST_MAX_HEADER, 1);
   st_case("safetensors header of 100 MiB + 1 refused", (uint64_t)CC_ST_MAX_HEADER + 1, 0);
+  npy_case(".npy header of 64 KiB read", CC_NPY_MAX_HEADER, 1);
+  npy_case(".npy header of 64 KiB + 1 refused", CC_NPY_MAX_HEADER + 1, 0);
   config_case("config file of 64 KiB read", 65536, 1);
   config_case("config file of 64 KiB + 1 refused", 65537, 0);
   tu_rmdir(dir);
