@@ -8,7 +8,8 @@
 # executions, edge coverage, features, corpus size, slowest unit, result.
 # A crash leaves its input in build-fuzz/tests/fuzz/campaign/<target>/artifacts/;
 # reproduce with build-fuzz/tests/fuzz/fuzz_<target> FILE. The unit
-# timeout is 1 s (CLIPCL_FUZZ_TIMEOUT overrides).
+# timeout is 1 s (CLIPCL_FUZZ_TIMEOUT overrides); a timeout must repeat when
+# its input is run alone to count (see below).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-600}
@@ -32,19 +33,51 @@ fails=0
 for t in "${targets[@]}"; do
   out=$work/$t.log
   mkdir -p "$work"
-  CLIPCL_FUZZ_TIMEOUT=${CLIPCL_FUZZ_TIMEOUT:-1} nice -n 19 bash tests/fuzz/run.sh "$B/tests/fuzz/fuzz_$t" "$secs" "$work" \
-    > "$out" 2>&1
-  rc=$?
-  execs=$(awk '/^stat::number_of_executed_units/ {print $NF}' "$out")
-  slow=$(awk '/^stat::slowest_unit_time_sec/ {print $NF}' "$out")
-  last=$(grep -aE '^#[0-9]+' "$out" | tail -1)
-  cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<< "$last")
-  ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<< "$last")
-  corp=$(sed -n 's/.* corp: \([^ ]*\).*/\1/p' <<< "$last")
-  res=ok
-  [ $rc -eq 0 ] || { res="FAIL (rc $rc, see $out)"; fails=$((fails + 1)); }
-  line=$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$(date -u +%FT%TZ)" "$t" "$secs" "${execs:-?}" "${cov:-?}" \
-         "${ft:-?}" "${corp:-?}" "${slow:-?}" "$res")
+  : > "$out"
+  # A unit that times out is tried again alone three times: this machine is
+  # shared, and a process at nice 19 can be kept off the CPU for over a
+  # second. Only a timeout that repeats is a finding; one that does not is
+  # counted and the run goes on for the rest of its time.
+  start=$(date +%s) execs=0 slow=0 flaky=0 res=ok
+  while :; do
+    left=$((secs - ($(date +%s) - start)))
+    [ $left -gt 0 ] || break
+    CLIPCL_FUZZ_TIMEOUT=${CLIPCL_FUZZ_TIMEOUT:-1} nice -n 19 bash tests/fuzz/run.sh "$B/tests/fuzz/fuzz_$t" "$left" \
+      "$work" > "$out.part" 2>&1
+    rc=$?
+    cat "$out.part" >> "$out"
+    e=$(awk '/^stat::number_of_executed_units/ {print $NF}' "$out.part")
+    sl=$(awk '/^stat::slowest_unit_time_sec/ {print $NF}' "$out.part")
+    execs=$((execs + ${e:-0}))
+    [ "${sl:-0}" -gt "$slow" ] && slow=$sl
+    last=$(grep -aE '^#[0-9]+' "$out.part" | tail -1)
+    [ -n "$last" ] && keep_last=$last
+    [ $rc -eq 0 ] && break
+    unit=$(sed -n "s/.*Test unit written to \(.*timeout-[0-9a-f]*\)$/\1/p" "$out.part" | tail -1)
+    if [ $rc -eq 70 ] && [ -n "$unit" ]; then
+      again=0
+      for i in 1 2 3; do
+        nice -n 19 "$B/tests/fuzz/fuzz_$t" -timeout="${CLIPCL_FUZZ_TIMEOUT:-1}" -runs=1 "$unit" > /dev/null 2>&1 || again=$((again + 1))
+      done
+      if [ $again -lt 3 ]; then
+        flaky=$((flaky + 1))
+        mv "$unit" "$unit.not-reproduced"
+        echo "campaign: $t: a timeout that did not repeat alone ($unit); going on" >> "$out"
+        continue
+      fi
+    fi
+    res="FAIL (rc $rc, see $out)"
+    fails=$((fails + 1))
+    break
+  done
+  rm -f "$out.part"
+  cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<< "${keep_last:-}")
+  ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<< "${keep_last:-}")
+  corp=$(sed -n 's/.* corp: \([^ ]*\).*/\1/p' <<< "${keep_last:-}")
+  [ $flaky -gt 0 ] && [ "$res" = ok ] && res="ok ($flaky timeouts under load, not repeated alone)"
+  line=$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$(date -u +%FT%TZ)" "$t" "$secs" "$execs" "${cov:-?}" \
+         "${ft:-?}" "${corp:-?}" "$slow" "$res")
   echo "$line" | tee -a "$log"
+  keep_last=
 done
 [ $fails -eq 0 ]
