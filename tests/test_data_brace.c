@@ -107,6 +107,7 @@ int main(void) {
     th_assert("64 MiB + 1 name refused", s == CLIPCL_ERR_ARG && strstr(clipcl_last_error(), "64 MiB of names"),
               "status %d", s);
     if (s == CLIPCL_OK) free(v);
+    free(big);
   }
   {
     char deep[200] = "", *w = deep;

@@ -20,6 +20,7 @@
 #include "image/image.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
+#include "model/weights.h"
 #include "io_testutil.h"
 
 static char dir[512];
@@ -309,6 +310,31 @@ static void npy_case(const char *label, uint32_t hlen, int want_ok) {
   unlink(p);
 }
 
+/* A small weights file whose metadata asks for ViT-L-14: refused from the
+ * tensor count, before a buffer for 428 M parameters is made. */
+static void forged_config(void) {
+  const char *p = path_of("forged.safetensors");
+  float v[4] = {1, 2, 3, 4};
+  cc_st_out t[2] = {{.name = "visual.class_embedding", .ndim = 1, .shape = {3}, .data = v},
+                    {.name = "logit_scale", .ndim = 0, .data = v + 3}};
+  char *js = NULL;
+  clipcl_config c;
+  clipcl_config_get("ViT-L-14", &c);
+  js = clipcl_config_to_json(&c);
+  cc_st_kv meta[1] = {{"clipcl.config", js}};
+  clipcl_status s = cc_st_write(p, t, 2, meta, 1, NULL, NULL);
+  free(js);
+  clipcl_config got;
+  float *host = NULL;
+  cc_weights_info wi;
+  if (!s) s = cc_weights_read(p, NULL, &got, &host, &wi);
+  free(host);
+  th_assert("weights file too small for its config refused before allocating",
+            s == CLIPCL_ERR_FORMAT && has("holds 4 values") && has("not the 427"), "status %d: %s", s,
+            clipcl_last_error());
+  unlink(p);
+}
+
 static void config_case(const char *label, size_t len, int want_ok) {
   const char *p = path_of("c.json");
   FILE *f = fopen(p, "wb");
@@ -334,6 +360,7 @@ int main(void) {
   st_case("safetensors header of 100 MiB + 1 refused", (uint64_t)CC_ST_MAX_HEADER + 1, 0);
   npy_case(".npy header of 64 KiB read", CC_NPY_MAX_HEADER, 1);
   npy_case(".npy header of 64 KiB + 1 refused", CC_NPY_MAX_HEADER + 1, 0);
+  forged_config();
   config_case("config file of 64 KiB read", 65536, 1);
   config_case("config file of 64 KiB + 1 refused", 65537, 0);
   tu_rmdir(dir);
