@@ -104,19 +104,22 @@ clipcl_status cc_check_training_fits(cc_rt *rt, const cc_layout *L, int micro, i
   const clipcl_device_info *d = cc_info(rt);
   uint64_t budget = d->global_mem, host_total = 0, host_avail = 0;
   const char *whose = "the device";
-  if (d->is_cpu) {
-    cc_host_memory(&host_total, &host_avail);
-    if (host_avail && host_avail < budget) budget = host_avail, whose = "the host (the device is its CPU)";
-  }
   cc_mem_plan p;
   clipcl_status s = cc_plan_training(L, micro, accum, d->max_alloc, &p);
+  if (d->is_cpu) {
+    /* the parameters are already in memory (created and filled), so what is
+     * available now comes on top of them */
+    cc_host_memory(&host_total, &host_avail);
+    if (host_avail && host_avail + p.params < budget)
+      budget = host_avail + p.params, whose = "the host (the device is its CPU)";
+  }
   if (s == CLIPCL_OK && p.total <= budget) return CLIPCL_OK;
   if (s != CLIPCL_OK && s != CLIPCL_ERR_NOMEM) return s;
   char why[600], need[32], part[32], have[32], buf[32], largest[200];
   if (s == CLIPCL_OK) {
     snprintf(why, sizeof why, "training needs %s of device memory (%s alone %s), and %s has %s%s",
              cc_fmt_bytes(need, sizeof need, p.total), p.biggest, cc_fmt_bytes(part, sizeof part, p.biggest_bytes),
-             whose, cc_fmt_bytes(have, sizeof have, budget), d->is_cpu && budget != d->global_mem ? " available" : "");
+             whose, cc_fmt_bytes(have, sizeof have, budget), budget != d->global_mem ? " available" : "");
   } else {
     /* one buffer over the device's per-buffer limit (message set); the whole
      * need as if buffers had no size limit */
@@ -125,7 +128,7 @@ clipcl_status cc_check_training_fits(cc_rt *rt, const cc_layout *L, int micro, i
       size_t k = strlen(why);
       snprintf(why + k, sizeof why - k, "; in all training needs %s, and %s has %s%s",
                cc_fmt_bytes(need, sizeof need, p.total), whose, cc_fmt_bytes(have, sizeof have, budget),
-               d->is_cpu && budget != d->global_mem ? " available" : "");
+               budget != d->global_mem ? " available" : "");
     }
   }
   int lo = 0, hi = micro; /* fits(lo) (0: nothing does), !fits(hi) */
