@@ -8,9 +8,9 @@
  * items (literal text, an integer range, a letter range, or a group of
  * alternative patterns). The number of names and their total length are
  * computed from the tree, so a spec over the caps (CC_DATA_MAX_NAMES names,
- * BRACE_MAX_BYTES of text, BRACE_MAX_DEPTH nested braces) is refused before
- * anything is built; then every name is written once, depth first, in
- * braceexpand's order.
+ * BRACE_MAX_BYTES of text, BRACE_MAX_DEPTH nested braces, BRACE_MAX_GROUPS
+ * groups) is refused before anything is built; then every name is written
+ * once, depth first, in braceexpand's order, into one block.
  */
 #include <stdio.h>
 #include <stdlib.h>
