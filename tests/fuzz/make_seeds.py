@@ -171,6 +171,20 @@ def tokenizer():
     put("tokenizer", "bad_utf8", b"ok \xc3\x28 \xed\xa0\x80 \xf4\x90\x80\x80")
 
 
+# ---- BPE vocabularies --------------------------------------------------------------
+def vocab():
+    # the first merges of the real vocabulary, as a small file of the same form
+    with gzip.open(os.path.join(SRC, "src", "text", "bpe_simple_vocab_16e6.txt.gz"), "rt", encoding="utf-8") as f:
+        lines = [next(f) for _ in range(200)]
+    text = "".join(lines).encode("utf-8")
+    put("vocab", "first_199_merges.txt", text)
+    put("vocab", "first_199_merges.txt.gz", gzip.compress(text, mtime=0))
+    put("vocab", "header_only.txt", lines[0].encode("utf-8"))
+    put("vocab", "unknown_symbol.txt", (lines[0] + "zq\u00e9 x\n").encode("utf-8"))
+    put("vocab", "one_symbol.txt", (lines[0] + "a\n").encode("utf-8"))
+    put("vocab", "cut.txt.gz", gzip.compress(text, mtime=0)[:150])
+
+
 # ---- images -------------------------------------------------------------------------------
 def images():
     for name in sorted(os.listdir(IMAGES)):
@@ -245,6 +259,7 @@ def main():
     tar()
     brace()
     tokenizer()
+    vocab()
     images()
     text_list()
     config()
