@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_train_kill.sh: kill anywhere. A small training run (a 1.6 M-parameter
-# config on a 64-image generated set: 48 steps, a checkpoint every step, the
+# config on a 64-image generated set: 64 steps, a checkpoint every step, the
 # newest 2 kept, validation and zero-shot evaluation every 8-step epoch) is
 # SIGKILLed at 24 moments and restarted with --resume latest each time, as a
 # job scheduler would. Most kills fall at random times from the process start
@@ -33,7 +33,7 @@ from collections import Counter
 C, T = sys.argv[1], sys.argv[2]
 KILLS = int(os.environ.get("CLIPCL_KILLS", "24"))
 rng = random.Random(int(os.environ.get("CLIPCL_KILL_SEED", "20261206")))
-N, EPOCH, KEEP = 48, 8, 2
+N, EPOCH, KEEP = 64, 8, 2
 ARGS = ["train", "--model-config", T + "/tiny.json", "--train-data", T + "/syn/train.csv",
         "--val-data", T + "/syn/val.csv", "--batch-size", "8", "--steps", str(N), "--save-every", "1",
         "--keep", str(KEEP), "--log-every", "1", "--lr", "1e-3", "--warmup", "2", "--seed", "3", "--workers", "1",
