@@ -116,6 +116,20 @@ static void images(void) {
   image_case("PNG 16385 x 16384 refused", png_header(16385, 16384, &n), &n, 1, "768 MiB");
   image_case("PNG 100000 x 100000 refused", png_header(100000, 100000, &n), &n, 1, "27.9 GiB");
   image_case("PNG 2^31-1 x 1 refused", png_header(0x7fffffff, 1, &n), &n, 1, NULL);
+  /* a chunk before the image data declaring more than the file holds is
+   * refused before libpng allocates (and clears) its declared size */
+  {
+    unsigned char *d = png_header(30, 40, &n), *q = d + 33; /* after the signature and IHDR */
+    memmove(q + 12, q, n - 33);
+    unsigned char ztxt[12] = {0x71, 0x6f, 0x6f, 0x66, 'z', 'T', 'X', 't', 0, 0, 0, 0};
+    memcpy(q, ztxt, 12);
+    n += 12;
+    clipcl_image im;
+    clipcl_status s = clipcl_image_decode(d, n, "ztxt.png", &im);
+    th_assert("PNG chunk declaring 1.9 GB in a small file refused", s == CLIPCL_ERR_FORMAT &&
+              has("chunk zTXt at byte 33 declares 1903128422 bytes"), "%s", clipcl_last_error());
+    free(d);
+  }
   /* the process-wide limit can be lowered (the fuzz targets do) */
   cc_image_set_max_pixels(100);
   clipcl_image img;

@@ -40,7 +40,29 @@ static void read_bytes(png_structp p, png_bytep out, size_t n) {
   c->pos += n;
 }
 
+/* libpng allocates (and clears) a chunk's declared length before reading an
+ * ancillary chunk in front of the image data, so a 2 KB file whose zTXt
+ * claims 1.9 GB made it touch 1.9 GB. Every chunk up to the first IDAT must
+ * fit in the file; after it, a cut file still decodes as PIL's does. */
+static clipcl_status check_chunks(const uint8_t *d, size_t len, const char *name) {
+  size_t pos = 8;
+  while (pos + 8 <= len) {
+    uint32_t n = (uint32_t)d[pos] << 24 | (uint32_t)d[pos + 1] << 16 | (uint32_t)d[pos + 2] << 8 | d[pos + 3];
+    if (memcmp(d + pos + 4, "IDAT", 4) == 0) return CLIPCL_OK;
+    if ((uint64_t)n + 12 > len - pos) {
+      char type[5];
+      for (int i = 0; i < 4; i++) type[i] = d[pos + 4 + i] >= 0x20 && d[pos + 4 + i] < 0x7f ? (char)d[pos + 4 + i] : '?';
+      type[4] = 0;
+      return cc_fail(CLIPCL_ERR_FORMAT, "%s: corrupt PNG: chunk %s at byte %zu declares %lu bytes, only %zu follow "
+                     "(file is truncated)", name, type, pos, (unsigned long)n, len - pos - 8);
+    }
+    pos += (size_t)n + 12;
+  }
+  return CLIPCL_OK; /* libpng reports what is missing */
+}
+
 clipcl_status cc_png_decode(const uint8_t *data, size_t len, const char *name, clipcl_image *img) {
+  CC_TRY(check_chunks(data, len, name));
   cc_png_ctx ctx = {data, len, 0, ""};
   png_structp p = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, on_error, on_warning);
   if (!p) return cc_fail(CLIPCL_ERR_NOMEM, "%s: cannot create a PNG reader", name);
