@@ -7,7 +7,8 @@
  * The peer runs at its best: OpenBLAS reads OPENBLAS_CORETYPE and
  * OPENBLAS_L2_SIZE at load time, and this machine sets them to values that
  * halve it, so the program re-executes itself with both unset (pass
- * --keep-env to measure with the environment as it is).
+ * --keep-env to measure with the environment as it is). Under scripts/as-cpu
+ * (AVX2 kernels on an AVX-512 host) the peer gets OPENBLAS_CORETYPE=Haswell.
  *   bench_gemm [--batch B] [--quick] [--keep-env] [--shape NAME]
  */
 #include <cblas.h>
@@ -64,8 +65,14 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (!keep && (getenv("OPENBLAS_CORETYPE") || getenv("OPENBLAS_L2_SIZE"))) {
-    unsetenv("OPENBLAS_CORETYPE");
+  /* Under scripts/as-cpu (kernels compiled for an AVX2 class on an AVX-512
+   * host) the peer runs OpenBLAS's AVX2 (Haswell) kernels: like with like. */
+  const char *as = getenv("CLIPCL_AS_CPU"), *want = as && *as ? "Haswell" : NULL;
+  const char *have = getenv("OPENBLAS_CORETYPE");
+  int coretype_ok = want ? have && !strcmp(have, want) : !have;
+  if (!keep && (!coretype_ok || getenv("OPENBLAS_L2_SIZE"))) {
+    if (want) setenv("OPENBLAS_CORETYPE", want, 1);
+    else unsetenv("OPENBLAS_CORETYPE");
     unsetenv("OPENBLAS_L2_SIZE");
     execv("/proc/self/exe", argv);
     perror("bench_gemm: re-exec");

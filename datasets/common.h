@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "clipcl.h"
+#include "io/atomic.h" /* cc_buf_save */
 #include "util/buf.h"
 
 /* ---- seeded random numbers ------------------------------------------------

@@ -33,6 +33,14 @@ const char *clipcl_last_error(void);
 const char *clipcl_status_name(clipcl_status s);
 const char *clipcl_version(void);
 
+/* Notices: one-line messages about slow one-time work the library starts on
+ * its own, such as tuning GEMM for a device it has not seen before. The
+ * library never prints; a program that wants them installs a handler (the
+ * clipcl command prints them to stderr). Process-wide; NULL removes it. Set
+ * it before opening devices. */
+typedef void (*clipcl_notice_fn)(const char *message, void *user);
+void clipcl_set_notice_handler(clipcl_notice_fn fn, void *user);
+
 /* ---- devices ------------------------------------------------------------ */
 typedef struct clipcl_device clipcl_device;
 
@@ -47,6 +55,8 @@ typedef struct {
   size_t max_work_group;
   int fp16, fp64;           /* extensions present */
   int is_cpu, is_gpu;
+  int vector_width;         /* float vector width the kernels are built for:
+                               16 (AVX-512), 8 (AVX2), 4; CLIPCL_VW overrides */
 } clipcl_device_info;
 
 /* Number of OpenCL devices over all platforms (0 if no platform). */
@@ -59,6 +69,14 @@ clipcl_status clipcl_device_query(int index, clipcl_device_info *info);
 clipcl_status clipcl_device_open(const char *spec, clipcl_device **out);
 void clipcl_device_free(clipcl_device *dev);
 clipcl_status clipcl_device_get_info(const clipcl_device *dev, clipcl_device_info *info);
+
+/* Called just before a kernel program is compiled from source, which happens
+ * only when the on-disk binary cache has no copy (the first run on a device,
+ * or after an upgrade): file is the kernel file ("gemm.cl"), cache_dir where
+ * the binary will be kept (NULL when caching is off). A command uses it to
+ * say once why the first run pauses. fn NULL removes it. */
+typedef void (*clipcl_build_fn)(void *user, const char *file, const char *cache_dir);
+void clipcl_device_set_build_callback(clipcl_device *dev, clipcl_build_fn fn, void *user);
 
 /* Compiles every kernel program for the device (warms the binary cache). */
 clipcl_status clipcl_device_build_all(clipcl_device *dev);
@@ -84,6 +102,12 @@ typedef struct {
   int quick_gelu;
   clipcl_vision_cfg vision;
   clipcl_text_cfg text;
+  /* open_clip's "init_logit_scale" (0: the default ln(1/0.07)) and
+   * "init_logit_bias": logit_bias = 1 gives the model a learnt scalar
+   * logit_bias (SigLIP), initialised to init_logit_bias */
+  float init_logit_scale;
+  int logit_bias;
+  float init_logit_bias;
 } clipcl_config;
 
 /* A built-in name (see clipcl_config_names) or the path of a JSON file. */
@@ -110,7 +134,11 @@ clipcl_status clipcl_model_create(clipcl_device *dev, const clipcl_config *cfg, 
 /* Seeded initialisation as open_clip (OpenAI's initialize_parameters). */
 clipcl_status clipcl_model_init(clipcl_model *m, uint64_t seed);
 /* Loads safetensors weights with OpenAI/open_clip or HF names (detected).
- * config (NULL: stored in the file, else inferred from shapes) overrides. */
+ * config (NULL: stored in the file, else inferred from shapes) overrides.
+ * A file with the text tower only (HF CLIPTextModel[WithProjection], as
+ * diffusion pipelines keep their text encoder) needs config; the model then
+ * gives text hidden states (and text embeddings when the file has
+ * text_projection) and refuses the rest with CLIPCL_ERR_UNSUPPORTED. */
 clipcl_status clipcl_model_load(clipcl_device *dev, const char *path, const clipcl_config *config,
                                 clipcl_model **out);
 /* How the loaded model's config was found: "override", "metadata", "inferred". */
@@ -126,6 +154,18 @@ clipcl_status clipcl_model_identity(clipcl_model *m, char *out, size_t cap);
 clipcl_status clipcl_model_encode_images(clipcl_model *m, const float *pixels, int n, float *emb);
 /* ids (n,context_length) -> emb (n,embed_dim), normalised. */
 clipcl_status clipcl_model_encode_texts(clipcl_model *m, const int32_t *ids, int n, float *emb);
+
+/* The text tower's per-token hidden states, as diffusion models take them for
+ * conditioning: ids (n, context_length) -> out (n, context_length,
+ * text width), float32, neither pooled, projected nor normalised. skip = the
+ * number of final blocks left out before the final LayerNorm (ln_final):
+ * CLIPCL_HIDDEN_LAST (0) gives HF CLIPTextModel's last_hidden_state (Stable
+ * Diffusion 1.x), CLIPCL_HIDDEN_PENULTIMATE (1) final_layer_norm(
+ * hidden_states[-2]) (Stable Diffusion 2.x; "CLIP skip 2"). Ids outside the
+ * vocabulary are CLIPCL_ERR_ARG. */
+#define CLIPCL_HIDDEN_LAST 0
+#define CLIPCL_HIDDEN_PENULTIMATE 1
+clipcl_status clipcl_model_text_hidden_states(clipcl_model *m, const int32_t *ids, int n, int skip, float *out);
 
 /* ---- tokenizer (src/text/) ------------------------------------------------
  * CLIP's byte-level BPE, ids identical to open_clip 2.20's
@@ -581,6 +621,14 @@ typedef struct {
                                  (their file bytes); default 1000 */
   clipcl_bad_sample_fn on_bad;/* may be NULL */
   void *user;
+  /* Data-parallel slices (training): with shard_count R > 1 this loader
+   * reads slice shard_index of R. CSV/folder data: positions of the epoch
+   * order are dealt in blocks of shard_block (default batch_size), block k
+   * to slice k mod R, so the slices' batches k make up batch k of a loader
+   * with batch R x shard_block (while no sample is bad); positions stay
+   * those of the shared order. Tar data: shard i of the epoch's seeded
+   * shard order goes to slice i mod R (open_clip's split by node). */
+  int shard_index, shard_count, shard_block;
 } clipcl_loader_options;
 
 /* Sets the defaults named above (training with augmentation). */
@@ -757,6 +805,126 @@ clipcl_status clipcl_index_search_many(const clipcl_index *ix, clipcl_model *m, 
                                        const float *queries, int nq, int k, int where, int threads,
                                        clipcl_search_hit *hits, int *n_hits, int *used);
 /* ==== end of evaluation runs ============================================= */
+
+/* ==== training (src/train/, src/dist/) ===================================
+ * CLIP (or SigLIP) training with open_clip's options and conventions, as
+ * `clipcl train` runs it: the threaded data loop, AdamW with warm-up and
+ * cosine decay, gradient accumulation, checkpoints and exact resume,
+ * validation loss, zero-shot evaluation during training, metrics.jsonl and
+ * report.html. The same call trains data-parallel over R processes when the
+ * program is started by `mpirun -np R` (or `srun --mpi=pmix`) and libclipcl
+ * was built with MPI: batch_size is then per rank, the loss is the one of the
+ * global batch R x batch_size x accum_freq, and only rank 0 writes files and
+ * sees events other than bad samples. Without MPI, or outside a launcher,
+ * it is one process. Nothing here prints; progress arrives through on_event. */
+typedef enum {
+  CLIPCL_TRAIN_EV_NOTE = 0,       /* text: a line worth showing (start, resume, notes) */
+  CLIPCL_TRAIN_EV_STEP = 1,       /* every optimiser step; `logged` marks the --log-every ones */
+  CLIPCL_TRAIN_EV_VAL = 2,        /* validation loss (val_loss over val_n pairs) */
+  CLIPCL_TRAIN_EV_ZEROSHOT = 3,   /* zero-shot top1/top5/chance over zs_n images, text = data */
+  CLIPCL_TRAIN_EV_CHECKPOINT = 4, /* text = the model file written */
+  CLIPCL_TRAIN_EV_BAD_SAMPLE = 5, /* on the rank that met it: text = "skipped <where>: <why>" */
+  CLIPCL_TRAIN_EV_DONE = 6        /* the final model was written: text = its path */
+} clipcl_train_event_kind;
+
+typedef struct {
+  clipcl_train_event_kind kind;
+  int rank, world_size;
+  long step, total_steps;   /* optimiser steps taken so far, of total */
+  double epoch;             /* fractional epoch (whole epochs when the size is unknown) */
+  int logged;               /* STEP: a --log-every step (also the first and the last) */
+  double loss, lr, logit_scale, logit_bias; /* exp(scale); logit_bias 0 without SigLIP */
+  double grad_norm;         /* before clipping; -1 when clipping is off */
+  double samples_per_s;     /* global samples/s since the last logged step; -1 in warm-up */
+  double eta_s;             /* seconds to go, from steps after the warm-up; -1 until known */
+  int64_t samples_seen, bad_samples; /* over all ranks */
+  double val_loss;
+  int64_t val_n;
+  double top1, top5, chance;
+  int64_t zs_n;
+  const char *text;         /* NOTE, ZEROSHOT, CHECKPOINT, BAD_SAMPLE, DONE; else NULL */
+} clipcl_train_event;
+
+/* Called on the training thread. A non-zero return from a STEP event stops
+ * the run after that step (all ranks agree), with a checkpoint written, as
+ * an interrupt would. */
+typedef int (*clipcl_train_event_fn)(void *user, const clipcl_train_event *ev);
+
+typedef struct {
+  /* model */
+  const char *model_config; /* built-in name or JSON path; required */
+  const char *init;         /* NULL: fresh initialisation from seed; else weights to start from */
+  /* data */
+  const char *train_data;   /* CSV/TSV manifest, WebDataset shards; required */
+  const char *val_data;     /* may be NULL */
+  const char *csv_img_key, *csv_caption_key, *csv_separator; /* NULL: filepath, title, by extension */
+  int workers;              /* decode threads per rank; <= 0: this rank's share of the CPUs */
+  double max_bad_fraction;  /* default 0.01 */
+  /* optimisation (open_clip's defaults) */
+  int batch_size;           /* per rank and micro-batch; required */
+  int accum_freq;           /* micro-batches per step; default 1 */
+  long epochs, steps;       /* exactly one > 0 */
+  long warmup;              /* default 10000 */
+  double lr, wd, beta1, beta2, eps; /* 5e-4, 0.2, 0.9, 0.98, 1e-6 */
+  double grad_clip_norm;    /* 0: off */
+  int lock_image;
+  uint64_t seed;
+  int siglip;               /* sigmoid loss with a learnt logit_bias (open_clip --siglip) */
+  int grad_checkpointing;   /* keep block inputs only, recompute blocks in backward */
+  int zero;                 /* 0, or 1: shard the AdamW moments over the ranks (ZeRO-1) */
+  /* devices: NULL uses CLIPCL_DEVICE, else on each host the (local rank)-th
+   * GPU, else device 0; a comma list "A,B,..." gives local rank i item i mod
+   * count. dev (optional) is an opened device used as is (one rank only
+   * or one per process, the caller's choice); on CPU devices opened here each
+   * rank gets its share of the host's cores. */
+  const char *device;
+  clipcl_device *dev;
+  /* outputs */
+  const char *out_dir;      /* required; rank 0 writes here */
+  const char *resume;       /* NULL, "latest" (newest complete checkpoint in out_dir), or a model path */
+  long save_every;          /* steps between checkpoints; <= 0: each epoch (1000 when the size is unknown) */
+  int keep;                 /* checkpoints kept, default 3 */
+  long log_every;           /* default 10 */
+  int report;               /* write report.html (default 1) */
+  /* zero-shot evaluation during training (may be NULL) */
+  const char *zeroshot_data, *zeroshot_classnames, *zeroshot_templates;
+  double zeroshot_frequency; /* epochs between evaluations; default 1; 0: only at the end */
+  clipcl_train_event_fn on_event;
+  void *user;
+  FILE *profile;            /* per-kernel device times go here at the end when
+                               CLIPCL_PROFILE=1 (may be NULL) */
+} clipcl_train_options;
+
+typedef struct {
+  long steps_done;          /* in this call */
+  long final_step;
+  int interrupted;          /* stopped by on_event before the last step */
+  double seconds;
+  int64_t samples_seen, bad_samples; /* over all ranks */
+  double last_loss;
+  int world_size;
+  int failed_rank;          /* on failure: the rank where it happened (-1: none) */
+  int aborting;             /* 1: it failed inside a step's exchanges, where the other
+                               ranks cannot learn it; the job is aborted at exit */
+} clipcl_train_result;
+
+/* Sets the defaults named above. */
+void clipcl_train_options_init(clipcl_train_options *o);
+/* Trains as the options say. Errors: bad options (CLIPCL_ERR_ARG), data
+ * (CLIPCL_ERR_FORMAT/IO, e.g. too many bad samples), a NaN or infinite loss
+ * (CLIPCL_ERR_NUMERIC, the last good checkpoint kept), device errors. With
+ * several ranks every rank returns the same status, and the message names
+ * the rank where the failure happened. out may be NULL. */
+clipcl_status clipcl_train(const clipcl_train_options *o, clipcl_train_result *out);
+
+/* This process's place in a data-parallel job: starts MPI (when built in
+ * and launched by mpirun/srun) on first use. One rank otherwise. */
+typedef struct {
+  int rank, size, local_rank, local_size;
+  int mpi;                  /* 1 when MPI is in use */
+} clipcl_dist_info;
+clipcl_status clipcl_dist_get(clipcl_dist_info *info);
+/* ==== end of training ==================================================== */
 
 #ifdef __cplusplus
 }

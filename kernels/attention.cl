@@ -5,7 +5,7 @@
  *    with causal mask, backward); the two batched products per direction are
  *    cc_gemm calls. One work-item per element or row: the GPU shape.
  *  - CPU path (below the second banner): whole attention per head with
- *    float16 register tiles, no per-element work-items.
+ *    floatv register tiles, no per-element work-items.
  *
  * Letters: B batch, T tokens, C width, H heads, D = C/H head width,
  * S number of packed parts (3 for q|k|v, 1 for a single tensor), z = b*H + h.
@@ -79,9 +79,10 @@ __kernel void attn_softmax_bwd(__global float *datt, ulong datt_off, __global co
  * loop does not vectorise these index patterns), and cc_gemm's packing
  * dominates products as small as T x T x D. So on CPUs attention runs as a
  * few kernels whose work-items each own one head (or a block of its query
- * rows) and walk contiguous rows with float16 vectors: the score tile is an
- * MR x 16 register tile over k^T (transposed into scratch so that 16 keys
- * load as one vector), softmax and its backward go along contiguous rows,
+ * rows) and walk contiguous rows with floatv vectors (kernels/prelude.cl):
+ * the score tile is an MR x 16 register tile over k^T (transposed into
+ * scratch so that 16 keys load as 16/VW vectors), softmax and its backward
+ * go along contiguous rows,
  * and every product with a T-long coefficient row or column is a broadcast
  * multiply-add over D-wide rows. Work-group size 1: a work-item is one call.
  * Layouts as above; Xt (B*H, D, TP) is a head transposed, rows padded to TP
@@ -101,7 +102,7 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void heads_split_rows(
     __global float *out = dst + dst_off + (((ulong)sb * H + h) * T + t) * D;
     __global const float *ih = in + h * D;
     int d = 0;
-    for (; d + 16 <= D; d += 16) vstore16(vload16(0, ih + d), 0, out + d);
+    for (; d + VW <= D; d += VW) VSTORE(VLOAD(0, ih + d), 0, out + d);
     for (; d < D; d++) out[d] = ih[d];
   }
 }
@@ -115,14 +116,17 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void head_transpose(
   for (int d = 0; d < D; d++) col[(ulong)d * TP] = row[d];
 }
 
-/* Stores the first n (<= 16) lanes of v at p. */
-static void store_part(__global float *p, int n, float16 v) {
+#define SV (16 / VW) /* floatv vectors in the 16 columns of a score tile */
+
+/* Stores the first n lanes (any n; at most 16 are stored) of the 16-column
+ * row piece v[0..SV) at p. */
+static void store_part(__global float *p, int n, const floatv *v) {
   if (n >= 16) {
-    vstore16(v, 0, p);
+    for (int s = 0; s < SV; s++) VSTORE(v[s], s, p);
     return;
   }
   float t[16];
-  vstore16(v, 0, t);
+  for (int s = 0; s < SV; s++) VSTORE(v[s], s, t);
   for (int l = 0; l < n; l++) p[l] = t[l];
 }
 
@@ -135,57 +139,51 @@ static void tile_abt(__global float *out, int ldo, __global const float *a, int 
   __global const float *a1 = a + (ulong)min(1, nr - 1) * lda;
   __global const float *a2 = a + (ulong)min(2, nr - 1) * lda;
   __global const float *a3 = a + (ulong)min(3, nr - 1) * lda;
-  float16 c0 = (float16)(0.0f), c1 = c0, c2 = c0, c3 = c0;
+  floatv c0[SV], c1[SV], c2[SV], c3[SV];
+#pragma unroll
+  for (int s = 0; s < SV; s++) c0[s] = c1[s] = c2[s] = c3[s] = (floatv)(0.0f);
   __global const float *b = bt + j0;
   for (int k = 0; k < K; k++) {
-    float16 bv = vload16(0, b + (ulong)k * ldb);
-    c0 = fma((float16)(a0[k]), bv, c0);
-    c1 = fma((float16)(a1[k]), bv, c1);
-    c2 = fma((float16)(a2[k]), bv, c2);
-    c3 = fma((float16)(a3[k]), bv, c3);
+    floatv x0 = (floatv)(a0[k]), x1 = (floatv)(a1[k]), x2 = (floatv)(a2[k]), x3 = (floatv)(a3[k]);
+#pragma unroll
+    for (int s = 0; s < SV; s++) {
+      floatv bv = VLOAD(s, b + (ulong)k * ldb);
+      c0[s] = fma(x0, bv, c0[s]);
+      c1[s] = fma(x1, bv, c1[s]);
+      c2[s] = fma(x2, bv, c2[s]);
+      c3[s] = fma(x3, bv, c3[s]);
+    }
   }
+#pragma unroll
+  for (int s = 0; s < SV; s++) c0[s] *= alpha, c1[s] *= alpha, c2[s] *= alpha, c3[s] *= alpha;
   int n = ncols - j0;
-  store_part(out + j0, n, alpha * c0);
-  if (nr > 1) store_part(out + (ulong)ldo + j0, n, alpha * c1);
-  if (nr > 2) store_part(out + 2 * (ulong)ldo + j0, n, alpha * c2);
-  if (nr > 3) store_part(out + 3 * (ulong)ldo + j0, n, alpha * c3);
-}
-
-static float hmax16(float16 v) {
-  float8 a = fmax(v.lo, v.hi);
-  float4 b = fmax(a.lo, a.hi);
-  float2 c = fmax(b.lo, b.hi);
-  return fmax(c.x, c.y);
-}
-
-static float hsum16(float16 v) {
-  float8 a = v.lo + v.hi;
-  float4 b = a.lo + a.hi;
-  float2 c = b.lo + b.hi;
-  return c.x + c.y;
+  store_part(out + j0, n, c0);
+  if (nr > 1) store_part(out + (ulong)ldo + j0, n, c1);
+  if (nr > 2) store_part(out + 2 * (ulong)ldo + j0, n, c2);
+  if (nr > 3) store_part(out + 3 * (ulong)ldo + j0, n, c3);
 }
 
 /* Softmax in place over the first n entries of a row of T; entries n..T-1
  * (masked) become 0. */
 static void softmax_row(__global float *a, int n, int T) {
-  float16 mv = (float16)(-INFINITY);
+  floatv mv = (floatv)(-INFINITY);
   int j = 0;
-  for (; j + 16 <= n; j += 16) mv = fmax(mv, vload16(0, a + j));
-  float m = hmax16(mv);
+  for (; j + VW <= n; j += VW) mv = fmax(mv, VLOAD(0, a + j));
+  float m = hmaxv(mv);
   for (; j < n; j++) m = fmax(m, a[j]);
-  float16 sv = (float16)(0.0f);
-  for (j = 0; j + 16 <= n; j += 16) {
-    float16 e = exp(vload16(0, a + j) - m);
-    vstore16(e, 0, a + j);
+  floatv sv = (floatv)(0.0f);
+  for (j = 0; j + VW <= n; j += VW) {
+    floatv e = exp(VLOAD(0, a + j) - m);
+    VSTORE(e, 0, a + j);
     sv += e;
   }
-  float s = hsum16(sv);
+  float s = hsumv(sv);
   for (; j < n; j++) {
     float e = exp(a[j] - m);
     a[j] = e;
     s += e;
   }
-  for (j = 0; j + 16 <= n; j += 16) vstore16(vload16(0, a + j) / s, 0, a + j);
+  for (j = 0; j + VW <= n; j += VW) VSTORE(VLOAD(0, a + j) / s, 0, a + j);
   for (; j < n; j++) a[j] /= s;
   for (j = n; j < T; j++) a[j] = 0.0f;
 }
@@ -202,38 +200,38 @@ static void combine_rows(__global float *y, int ldy, int nr, int accumulate, __g
   __global const float *c2 = coef + (ulong)min(2, nr - 1) * crs;
   __global const float *c3 = coef + (ulong)min(3, nr - 1) * crs;
   int d = 0;
-  for (; d + 32 <= D; d += 32) {
-    float16 y00 = (float16)(0.0f), y01 = y00, y10 = y00, y11 = y00, y20 = y00, y21 = y00, y30 = y00, y31 = y00;
+  for (; d + 2 * VW <= D; d += 2 * VW) {
+    floatv y00 = (floatv)(0.0f), y01 = y00, y10 = y00, y11 = y00, y20 = y00, y21 = y00, y30 = y00, y31 = y00;
     for (int l = l0; l < l1; l++) {
       __global const float *rp = rows + (ulong)l * ldr + d;
-      float16 v0 = vload16(0, rp), v1 = vload16(1, rp);
+      floatv v0 = VLOAD(0, rp), v1 = VLOAD(1, rp);
       ulong o = (ulong)l * cs;
-      float16 a0 = (float16)(c0[o]), a1 = (float16)(c1[o]), a2 = (float16)(c2[o]), a3 = (float16)(c3[o]);
+      floatv a0 = (floatv)(c0[o]), a1 = (floatv)(c1[o]), a2 = (floatv)(c2[o]), a3 = (floatv)(c3[o]);
       y00 = fma(a0, v0, y00), y01 = fma(a0, v1, y01);
       y10 = fma(a1, v0, y10), y11 = fma(a1, v1, y11);
       y20 = fma(a2, v0, y20), y21 = fma(a2, v1, y21);
       y30 = fma(a3, v0, y30), y31 = fma(a3, v1, y31);
     }
-    float16 out0[4] = {y00, y10, y20, y30}, out1[4] = {y01, y11, y21, y31};
+    floatv out0[4] = {y00, y10, y20, y30}, out1[4] = {y01, y11, y21, y31};
     for (int r = 0; r < nr; r++) {
       __global float *yr = y + (ulong)r * ldy + d;
-      float16 u0 = out0[r], u1 = out1[r];
-      if (accumulate) u0 += vload16(0, yr), u1 += vload16(1, yr);
-      vstore16(u0, 0, yr), vstore16(u1, 1, yr);
+      floatv u0 = out0[r], u1 = out1[r];
+      if (accumulate) u0 += VLOAD(0, yr), u1 += VLOAD(1, yr);
+      VSTORE(u0, 0, yr), VSTORE(u1, 1, yr);
     }
   }
-  for (; d + 16 <= D; d += 16) {
-    float16 y0 = (float16)(0.0f), y1 = y0, y2 = y0, y3 = y0;
+  for (; d + VW <= D; d += VW) {
+    floatv y0 = (floatv)(0.0f), y1 = y0, y2 = y0, y3 = y0;
     for (int l = l0; l < l1; l++) {
-      float16 v0 = vload16(0, rows + (ulong)l * ldr + d);
+      floatv v0 = VLOAD(0, rows + (ulong)l * ldr + d);
       ulong o = (ulong)l * cs;
-      y0 = fma((float16)(c0[o]), v0, y0), y1 = fma((float16)(c1[o]), v0, y1);
-      y2 = fma((float16)(c2[o]), v0, y2), y3 = fma((float16)(c3[o]), v0, y3);
+      y0 = fma((floatv)(c0[o]), v0, y0), y1 = fma((floatv)(c1[o]), v0, y1);
+      y2 = fma((floatv)(c2[o]), v0, y2), y3 = fma((floatv)(c3[o]), v0, y3);
     }
-    float16 out[4] = {y0, y1, y2, y3};
+    floatv out[4] = {y0, y1, y2, y3};
     for (int r = 0; r < nr; r++) {
       __global float *yr = y + (ulong)r * ldy + d;
-      vstore16(accumulate ? out[r] + vload16(0, yr) : out[r], 0, yr);
+      VSTORE(accumulate ? out[r] + VLOAD(0, yr) : out[r], 0, yr);
     }
   }
   for (; d < D; d++)
@@ -301,13 +299,13 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void attn_bwd_ds_cpu(
     int n = causal ? i + 1 : T;
     __global float *grow = g + (ulong)i * T;
     __global const float *prow = p + (ulong)i * T;
-    float16 acc = (float16)(0.0f);
+    floatv acc = (floatv)(0.0f);
     int j = 0;
-    for (; j + 16 <= n; j += 16) acc = fma(vload16(0, prow + j), vload16(0, grow + j), acc);
-    float dot = hsum16(acc);
+    for (; j + VW <= n; j += VW) acc = fma(VLOAD(0, prow + j), VLOAD(0, grow + j), acc);
+    float dot = hsumv(acc);
     for (; j < n; j++) dot = fma(prow[j], grow[j], dot);
-    for (j = 0; j + 16 <= n; j += 16)
-      vstore16(scale * vload16(0, prow + j) * (vload16(0, grow + j) - dot), 0, grow + j);
+    for (j = 0; j + VW <= n; j += VW)
+      VSTORE(scale * VLOAD(0, prow + j) * (VLOAD(0, grow + j) - dot), 0, grow + j);
     for (; j < n; j++) grow[j] = scale * prow[j] * (grow[j] - dot);
     for (j = n; j < T; j++) grow[j] = 0.0f;
   }

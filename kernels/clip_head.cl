@@ -4,41 +4,33 @@
  * make the loss and d(logit_scale) deterministic, and a blocked transpose.
  * The logits GEMM itself is a cc_gemm call (src/ops/clip_head.c).
  *
- * Row kernels (one work-item per row) walk their row with float16 vectors:
- * a row is contiguous, so the vectors load unit-stride, and PoCL maps them to
- * AVX-512 registers. Their lane order is fixed, so results do not depend on
- * how work-groups are scheduled. Elementwise kernels put the column index in
+ * Row kernels (one work-item per row) walk their row with floatv vectors
+ * (kernels/prelude.cl): a row is contiguous, so the vectors load unit-stride
+ * into whole machine registers. Their lane order is fixed for a vector
+ * width, so results do not depend on how work-groups are scheduled. Elementwise kernels put the column index in
  * dimension 0.
  * Letters: N rows, E embedding width, M logits columns.
  */
 
 #define L2_EPS 1e-12f /* F.normalize's default eps: divide by max(norm, eps) */
 
-/* sum over lanes in a fixed order */
-static float hsum16(float16 v) {
-  float8 a = v.lo + v.hi;
-  float4 b = a.lo + a.hi;
-  float2 c = b.lo + b.hi;
-  return c.x + c.y;
-}
-
 static float row_sumsq(__global const float *x, int n) {
-  float16 acc = (float16)(0.0f);
+  floatv acc = (floatv)(0.0f);
   int j = 0;
-  for (; j + 16 <= n; j += 16) {
-    float16 v = vload16(0, x + j);
+  for (; j + VW <= n; j += VW) {
+    floatv v = VLOAD(0, x + j);
     acc = fma(v, v, acc);
   }
-  float s = hsum16(acc);
+  float s = hsumv(acc);
   for (; j < n; j++) s = fma(x[j], x[j], s);
   return s;
 }
 
 static float row_dot(__global const float *x, __global const float *y, int n) {
-  float16 acc = (float16)(0.0f);
+  floatv acc = (floatv)(0.0f);
   int j = 0;
-  for (; j + 16 <= n; j += 16) acc = fma(vload16(0, x + j), vload16(0, y + j), acc);
-  float s = hsum16(acc);
+  for (; j + VW <= n; j += VW) acc = fma(VLOAD(0, x + j), VLOAD(0, y + j), acc);
+  float s = hsumv(acc);
   for (; j < n; j++) s = fma(x[j], y[j], s);
   return s;
 }
@@ -54,7 +46,7 @@ __kernel void l2norm_fwd(__global float *out, ulong out_off, __global float *nor
   norm[norm_off + r] = nrm;
   float den = fmax(nrm, L2_EPS);
   int j = 0;
-  for (; j + 16 <= E; j += 16) vstore16(vload16(0, x + j) / den, 0, y + j);
+  for (; j + VW <= E; j += VW) VSTORE(VLOAD(0, x + j) / den, 0, y + j);
   for (; j < E; j++) y[j] = x[j] / den;
 }
 
@@ -72,9 +64,9 @@ __kernel void l2norm_bwd(__global float *dinp, ulong dinp_off, __global const fl
   float dot = nrm >= L2_EPS ? row_dot(y, dy, E) : 0.0f;
   float den = fmax(nrm, L2_EPS);
   int j = 0;
-  for (; j + 16 <= E; j += 16) {
-    float16 g = (vload16(0, dy + j) - vload16(0, y + j) * dot) / den;
-    vstore16(vload16(0, dx + j) + g, 0, dx + j);
+  for (; j + VW <= E; j += VW) {
+    floatv g = (VLOAD(0, dy + j) - VLOAD(0, y + j) * dot) / den;
+    VSTORE(VLOAD(0, dx + j) + g, 0, dx + j);
   }
   for (; j < E; j++) dx[j] += (dy[j] - y[j] * dot) / den;
 }
@@ -123,20 +115,17 @@ __kernel void ce_fwd(__global float *part, __global float *probs, ulong probs_of
   if (r >= N) return;
   __global const float *x = logits + logits_off + (ulong)r * M;
   __global float *p = probs + probs_off + (ulong)r * M;
-  float16 mv = (float16)(-INFINITY);
+  floatv mv = (floatv)(-INFINITY);
   int j = 0;
-  for (; j + 16 <= M; j += 16) mv = fmax(mv, vload16(0, x + j));
-  float8 m8 = fmax(mv.lo, mv.hi);
-  float4 m4 = fmax(m8.lo, m8.hi);
-  float2 m2 = fmax(m4.lo, m4.hi);
-  float m = fmax(m2.x, m2.y);
+  for (; j + VW <= M; j += VW) mv = fmax(mv, VLOAD(0, x + j));
+  float m = hmaxv(mv);
   for (; j < M; j++) m = fmax(m, x[j]);
-  float16 acc = (float16)(0.0f);
-  for (j = 0; j + 16 <= M; j += 16) acc += exp(vload16(0, x + j) - m);
-  float s = hsum16(acc);
+  floatv acc = (floatv)(0.0f);
+  for (j = 0; j + VW <= M; j += VW) acc += exp(VLOAD(0, x + j) - m);
+  float s = hsumv(acc);
   for (; j < M; j++) s += exp(x[j] - m);
   float lse = m + log(s);
-  for (j = 0; j + 16 <= M; j += 16) vstore16(exp(vload16(0, x + j) - lse), 0, p + j);
+  for (j = 0; j + VW <= M; j += VW) VSTORE(exp(VLOAD(0, x + j) - lse), 0, p + j);
   for (; j < M; j++) p[j] = exp(x[j] - lse);
   part[r] = lse - x[r + label_offset];
 }

@@ -24,45 +24,46 @@ __kernel void clamp_vals(__global float *x, ulong x_off, float lo, float hi, ulo
 }
 
 /* GELU(x) = x * Phi(x), Phi(x) = 0.5 * (1 + erf(x / sqrt(2))).
- * 16 elements per work-item through float16 vectors: PoCL then calls its
- * vectorised (SLEEF) erf/exp, about 20x faster than one element per item. */
+ * VW elements per work-item through floatv vectors (kernels/prelude.cl):
+ * PoCL then calls its vectorised (SLEEF) erf/exp, about 20x faster than one
+ * element per item. */
 #define INV_SQRT2 0.70710678118654752f
 #define INV_SQRT_2PI 0.39894228040143268f
 
-#define GELU_F(x) (quick ? (x) / (1.0f + exp(-1.702f * (x))) : 0.5f * (x) * (1.0f + erf((x) * INV_SQRT2)))
+#define GELU_F(x, ERF) (quick ? (x) / (1.0f + exp(-1.702f * (x))) : 0.5f * (x) * (1.0f + ERF((x) * INV_SQRT2)))
 
 __kernel void gelu_fwd(__global float *out, ulong out_off, __global const float *inp, ulong in_off,
                        ulong n, int quick) {
-  ulong i = get_global_id(0) * 16;
-  if (i + 16 <= n) {
-    float16 x = vload16(0, inp + in_off + i);
-    vstore16(GELU_F(x), 0, out + out_off + i);
+  ulong i = get_global_id(0) * VW;
+  if (i + VW <= n) {
+    floatv x = VLOAD(0, inp + in_off + i);
+    VSTORE(GELU_F(x, erf_rv), 0, out + out_off + i);
   } else {
     for (; i < n; i++) {
       float x = inp[in_off + i];
-      out[out_off + i] = GELU_F(x);
+      out[out_off + i] = GELU_F(x, erf_rs);
     }
   }
 }
 
-#define GELU_G(x, s)                                                                    \
+#define GELU_G(x, s, ERF)                                                                 \
   (quick ? ((s) = 1.0f / (1.0f + exp(-1.702f * (x))), (s) + 1.702f * (x) * (s) * (1.0f - (s))) \
-         : 0.5f * (1.0f + erf((x) * INV_SQRT2)) + (x) * INV_SQRT_2PI * exp(-0.5f * (x) * (x)))
+         : 0.5f * (1.0f + ERF((x) * INV_SQRT2)) + (x) * INV_SQRT_2PI * exp(-0.5f * (x) * (x)))
 
 /* dinp (+)= dout * gelu'(inp); accumulate = 0 overwrites dinp. */
 __kernel void gelu_bwd(__global float *dinp, ulong din_off, __global const float *inp, ulong in_off,
                        __global const float *dout, ulong dout_off, ulong n, int quick, int accumulate) {
-  ulong i = get_global_id(0) * 16;
-  if (i + 16 <= n) {
-    float16 x = vload16(0, inp + in_off + i), s;
-    float16 g = GELU_G(x, s);
-    float16 d = vload16(0, dout + dout_off + i) * g;
-    if (accumulate) d += vload16(0, dinp + din_off + i);
-    vstore16(d, 0, dinp + din_off + i);
+  ulong i = get_global_id(0) * VW;
+  if (i + VW <= n) {
+    floatv x = VLOAD(0, inp + in_off + i), s;
+    floatv g = GELU_G(x, s, erf_rv);
+    floatv d = VLOAD(0, dout + dout_off + i) * g;
+    if (accumulate) d += VLOAD(0, dinp + din_off + i);
+    VSTORE(d, 0, dinp + din_off + i);
   } else {
     for (; i < n; i++) {
       float x = inp[in_off + i], s;
-      float d = dout[dout_off + i] * GELU_G(x, s);
+      float d = dout[dout_off + i] * GELU_G(x, s, erf_rs);
       dinp[din_off + i] = accumulate ? dinp[din_off + i] + d : d;
     }
   }

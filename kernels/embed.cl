@@ -4,8 +4,9 @@
  * embedding, token + positional embedding, and their backward passes.
  * Not here: the convolution's GEMMs (src/ops/embed.c calls cc_gemm).
  *
- * Work-items own VEC consecutive channels (-DVEC: 16 on CPUs, where PoCL
- * runs a work-item as a loop body and float16 maps to AVX-512; 1 on GPUs,
+ * Work-items own VEC consecutive channels (-DVEC: the vector width VW on
+ * CPUs, where PoCL runs a work-item as a loop body and a floatv is one
+ * machine register; 1 on GPUs,
  * where neighbouring work-items then touch neighbouring words). The last
  * block of a row may be short and takes a scalar path. Batch reductions
  * (dcls, dpos, dwte) give each output element to one work-item that loops
@@ -14,18 +15,18 @@
  * K = 3*p*p, C channels, T tokens, V vocabulary. */
 
 #ifndef VEC
-#define VEC 16
+#define VEC VW
 #endif
 #if VEC == 1
 #define vfloat float
-#define VLOAD(p) (*(p))
-#define VSTORE(v, p) (*(p) = (v))
+#define ELOAD(p) (*(p))
+#define ESTORE(v, p) (*(p) = (v))
 #else
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 #define vfloat CAT(float, VEC)
-#define VLOAD(p) CAT(vload, VEC)(0, (p))
-#define VSTORE(v, p) CAT(vstore, VEC)((v), 0, (p))
+#define ELOAD(p) CAT(vload, VEC)(0, (p))
+#define ESTORE(v, p) CAT(vstore, VEC)((v), 0, (p))
 #endif
 
 /* cols (B*P, K), row = (b*G + gy)*G + gx, column = (ch*p + ky)*p + kx;
@@ -44,11 +45,11 @@ __kernel void patch_cols(__global float *cols, ulong cols_off, __global float *i
   __global float *co = cols + cols_off + (ulong)row * 3 * p * p + (ulong)cy * p;
   int kx = 0;
   if (dir == 0) {
-    for (; kx + 16 <= p; kx += 16) vstore16(vload16(0, im + kx), 0, co + kx);
+    for (; kx + VW <= p; kx += VW) VSTORE(VLOAD(0, im + kx), 0, co + kx);
     for (; kx + 4 <= p; kx += 4) vstore4(vload4(0, im + kx), 0, co + kx);
     for (; kx < p; kx++) co[kx] = im[kx];
   } else {
-    for (; kx + 16 <= p; kx += 16) vstore16(vload16(0, im + kx) + vload16(0, co + kx), 0, im + kx);
+    for (; kx + VW <= p; kx += VW) VSTORE(VLOAD(0, im + kx) + VLOAD(0, co + kx), 0, im + kx);
     for (; kx + 4 <= p; kx += 4) vstore4(vload4(0, im + kx) + vload4(0, co + kx), 0, im + kx);
     for (; kx < p; kx++) im[kx] += co[kx];
   }
@@ -65,7 +66,7 @@ __kernel void vit_embed_fwd(__global float *out, ulong out_off, __global const f
       t == 0 ? cls + cls_off + c0 : patches + pa_off + ((ulong)b * P + t - 1) * C + c0;
   __global const float *q = pos + pos_off + (ulong)t * C + c0;
   __global float *y = out + out_off + ((ulong)b * (P + 1) + t) * C + c0;
-  if (c0 + VEC <= C) VSTORE(VLOAD(src) + VLOAD(q), y);
+  if (c0 + VEC <= C) ESTORE(ELOAD(src) + ELOAD(q), y);
   else
     for (int c = 0; c < C - c0; c++) y[c] = src[c] + q[c];
 }
@@ -87,17 +88,17 @@ __kernel void vit_embed_bwd(__global float *dpatches, ulong dpa_off, __global fl
   if (c0 + VEC <= C) {
     vfloat s = 0.0f;
     for (int b = 0; b < B; b++) {
-      vfloat v = VLOAD(d + (ulong)b * stride);
+      vfloat v = ELOAD(d + (ulong)b * stride);
       s += v;
-      if (wp) VSTORE(VLOAD(dp + (ulong)b * pstride) + v, dp + (ulong)b * pstride);
+      if (wp) ESTORE(ELOAD(dp + (ulong)b * pstride) + v, dp + (ulong)b * pstride);
     }
     if (want_dpos) {
       __global float *q = dpos + dpos_off + (ulong)t * C + c0;
-      VSTORE(VLOAD(q) + s, q);
+      ESTORE(ELOAD(q) + s, q);
     }
     if (t == 0 && want_dcls) {
       __global float *q = dcls + dcls_off + c0;
-      VSTORE(VLOAD(q) + s, q);
+      ESTORE(ELOAD(q) + s, q);
     }
     return;
   }
@@ -125,7 +126,7 @@ __kernel void tok_embed_fwd(__global float *out, ulong out_off, __global const i
   __global const float *e = wte + wte_off + (ulong)(ok ? id : 0) * C + c0;
   __global const float *q = pos + pos_off + (ulong)t * C + c0;
   __global float *y = out + out_off + ((ulong)b * T + t) * C + c0;
-  if (c0 + VEC <= C) VSTORE(ok ? VLOAD(e) + VLOAD(q) : VLOAD(q), y);
+  if (c0 + VEC <= C) ESTORE(ok ? ELOAD(e) + ELOAD(q) : ELOAD(q), y);
   else
     for (int c = 0; c < C - c0; c++) y[c] = ok ? e[c] + q[c] : q[c];
 }
@@ -152,9 +153,9 @@ __kernel void tok_embed_bwd(__global float *dwte, ulong dwte_off, __global float
       __global const float *dn = d + n * C;
       __global float *pt = pp + (ulong)t * C, *wr = wp + (ulong)(wid ? id : 0) * C;
       if (full) {
-        vfloat v = VLOAD(dn);
-        if (want_dpos) VSTORE(VLOAD(pt) + v, pt);
-        if (wid) VSTORE(VLOAD(wr) + v, wr);
+        vfloat v = ELOAD(dn);
+        if (want_dpos) ESTORE(ELOAD(pt) + v, pt);
+        if (wid) ESTORE(ELOAD(wr) + v, wr);
       } else {
         for (int c = 0; c < w; c++) {
           if (want_dpos) pt[c] += dn[c];

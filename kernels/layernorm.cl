@@ -4,8 +4,8 @@
  *
  * Two shapes of the same arithmetic, chosen by -DLANES:
  *  LANES == 1  CPU devices (PoCL): one work-item owns a whole row and walks
- *              it in float16 vectors, which PoCL maps to AVX-512 registers;
- *              no local memory, no barriers (both cost on a CPU).
+ *              it in floatv vectors (kernels/prelude.cl: one machine
+ *              register); no local memory, no barriers (both cost on a CPU).
  *  LANES > 1   GPUs: a work-group of LANES work-items per row, each taking
  *              every LANES-th channel (coalesced), row sums reduced in local
  *              memory. LANES must be a power of two.
@@ -26,13 +26,6 @@
 #endif
 #define LN_EPS 1e-5f
 
-static inline float hsum16(float16 v) {
-  float8 a = v.lo + v.hi;
-  float4 b = a.lo + a.hi;
-  float2 c = b.lo + b.hi;
-  return c.x + c.y;
-}
-
 #if LANES == 1
 
 /* One work-item per row; gws = N. */
@@ -46,39 +39,39 @@ __kernel void ln_fwd(__global float *out, ulong out_off, __global float *mean, u
   __global float *y = out + out_off + (ulong)r * C;
   __global const float *wp = w + w_off;
   __global const float *bp = b + b_off;
-  int C16 = C & ~15;
+  int CV = C & ~(VW - 1);
 
   /* Sum x - x[0], not x: when |mean| >> std the terms stay small and the
    * float sum keeps its precision. Two accumulators hide the add latency. */
   float piv = x[0];
-  float16 a0 = 0.0f, a1 = 0.0f;
+  floatv a0 = 0.0f, a1 = 0.0f;
   int c = 0;
-  for (; c + 32 <= C16; c += 32) {
-    a0 += vload16(0, x + c) - piv;
-    a1 += vload16(0, x + c + 16) - piv;
+  for (; c + 2 * VW <= CV; c += 2 * VW) {
+    a0 += VLOAD(0, x + c) - piv;
+    a1 += VLOAD(0, x + c + VW) - piv;
   }
-  if (c < C16) a0 += vload16(0, x + c) - piv;
-  float s = hsum16(a0 + a1);
-  for (c = C16; c < C; c++) s += x[c] - piv;
+  if (c < CV) a0 += VLOAD(0, x + c) - piv;
+  float s = hsumv(a0 + a1);
+  for (c = CV; c < C; c++) s += x[c] - piv;
   float m = piv + s / (float)C;
 
-  float16 v0 = 0.0f;
-  for (c = 0; c < C16; c += 16) {
-    float16 d = vload16(0, x + c) - m;
+  floatv v0 = 0.0f;
+  for (c = 0; c < CV; c += VW) {
+    floatv d = VLOAD(0, x + c) - m;
     v0 = mad(d, d, v0);
   }
-  float v = hsum16(v0);
-  for (c = C16; c < C; c++) {
+  float v = hsumv(v0);
+  for (c = CV; c < C; c++) {
     float d = x[c] - m;
     v = mad(d, d, v);
   }
   float rs = 1.0f / sqrt(v / (float)C + LN_EPS);
 
-  for (c = 0; c < C16; c += 16) {
-    float16 xh = (vload16(0, x + c) - m) * rs;
-    vstore16(mad(xh, vload16(0, wp + c), vload16(0, bp + c)), 0, y + c);
+  for (c = 0; c < CV; c += VW) {
+    floatv xh = (VLOAD(0, x + c) - m) * rs;
+    VSTORE(mad(xh, VLOAD(0, wp + c), VLOAD(0, bp + c)), 0, y + c);
   }
-  for (c = C16; c < C; c++) y[c] = mad((x[c] - m) * rs, wp[c], bp[c]);
+  for (c = CV; c < C; c++) y[c] = mad((x[c] - m) * rs, wp[c], bp[c]);
   mean[mean_off + r] = m;
   rstd[rstd_off + r] = rs;
 }
@@ -94,14 +87,14 @@ __kernel void ln_bwd(__global float *dinp, ulong din_off, __global float *part,
   if (r0 >= N) return;
   __global const float *wp = w + w_off;
   __global float *pw = part + (ulong)k * 2 * C, *pb = pw + C;
-  int C16 = C & ~15;
+  int CV = C & ~(VW - 1);
   int c;
   if (want_dwb) {
-    for (c = 0; c < C16; c += 16) {
-      vstore16((float16)0.0f, 0, pw + c);
-      vstore16((float16)0.0f, 0, pb + c);
+    for (c = 0; c < CV; c += VW) {
+      VSTORE((floatv)0.0f, 0, pw + c);
+      VSTORE((floatv)0.0f, 0, pb + c);
     }
-    for (c = C16; c < C; c++) pw[c] = pb[c] = 0.0f;
+    for (c = CV; c < C; c++) pw[c] = pb[c] = 0.0f;
   }
   float invC = 1.0f / (float)C;
   for (int r = r0; r < r1; r++) {
@@ -109,14 +102,14 @@ __kernel void ln_bwd(__global float *dinp, ulong din_off, __global float *part,
     __global const float *dy = dout + dout_off + (ulong)r * C;
     float m = mean[mean_off + r], rs = rstd[rstd_off + r];
     if (want_dinp) {
-      float16 sg = 0.0f, sgx = 0.0f;
-      for (c = 0; c < C16; c += 16) {
-        float16 g = vload16(0, dy + c) * vload16(0, wp + c);
+      floatv sg = 0.0f, sgx = 0.0f;
+      for (c = 0; c < CV; c += VW) {
+        floatv g = VLOAD(0, dy + c) * VLOAD(0, wp + c);
         sg += g;
-        sgx = mad(g, (vload16(0, x + c) - m) * rs, sgx);
+        sgx = mad(g, (VLOAD(0, x + c) - m) * rs, sgx);
       }
-      float s1 = hsum16(sg), s2 = hsum16(sgx);
-      for (c = C16; c < C; c++) {
+      float s1 = hsumv(sg), s2 = hsumv(sgx);
+      for (c = CV; c < C; c++) {
         float g = dy[c] * wp[c];
         s1 += g;
         s2 = mad(g, (x[c] - m) * rs, s2);
@@ -124,17 +117,17 @@ __kernel void ln_bwd(__global float *dinp, ulong din_off, __global float *part,
       s1 *= invC;
       s2 *= invC;
       __global float *dx = dinp + din_off + (ulong)r * C;
-      for (c = 0; c < C16; c += 16) {
-        float16 d = vload16(0, dy + c);
-        float16 xh = (vload16(0, x + c) - m) * rs;
-        float16 g = d * vload16(0, wp + c);
-        vstore16(mad(rs, g - s1 - xh * s2, vload16(0, dx + c)), 0, dx + c);
+      for (c = 0; c < CV; c += VW) {
+        floatv d = VLOAD(0, dy + c);
+        floatv xh = (VLOAD(0, x + c) - m) * rs;
+        floatv g = d * VLOAD(0, wp + c);
+        VSTORE(mad(rs, g - s1 - xh * s2, VLOAD(0, dx + c)), 0, dx + c);
         if (want_dwb) {
-          vstore16(mad(d, xh, vload16(0, pw + c)), 0, pw + c);
-          vstore16(vload16(0, pb + c) + d, 0, pb + c);
+          VSTORE(mad(d, xh, VLOAD(0, pw + c)), 0, pw + c);
+          VSTORE(VLOAD(0, pb + c) + d, 0, pb + c);
         }
       }
-      for (c = C16; c < C; c++) {
+      for (c = CV; c < C; c++) {
         float d = dy[c], xh = (x[c] - m) * rs;
         dx[c] += rs * (d * wp[c] - s1 - xh * s2);
         if (want_dwb) {
@@ -143,13 +136,13 @@ __kernel void ln_bwd(__global float *dinp, ulong din_off, __global float *part,
         }
       }
     } else {
-      for (c = 0; c < C16; c += 16) {
-        float16 d = vload16(0, dy + c);
-        float16 xh = (vload16(0, x + c) - m) * rs;
-        vstore16(mad(d, xh, vload16(0, pw + c)), 0, pw + c);
-        vstore16(vload16(0, pb + c) + d, 0, pb + c);
+      for (c = 0; c < CV; c += VW) {
+        floatv d = VLOAD(0, dy + c);
+        floatv xh = (VLOAD(0, x + c) - m) * rs;
+        VSTORE(mad(d, xh, VLOAD(0, pw + c)), 0, pw + c);
+        VSTORE(VLOAD(0, pb + c) + d, 0, pb + c);
       }
-      for (c = C16; c < C; c++) {
+      for (c = CV; c < C; c++) {
         float d = dy[c];
         pw[c] = mad(d, (x[c] - m) * rs, pw[c]);
         pb[c] += d;

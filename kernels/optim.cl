@@ -19,21 +19,34 @@
 
 /* Stage one: part[c] = sum of x^2 over chunk c, in 16 float lanes (256 terms
  * each for CHUNK 4096, so float keeps ~1e-6 relative), lanes added in a
- * fixed tree. One work-item per chunk; the chunking never depends on the
- * device, so the result is the same on every run. */
+ * fixed tree. One work-item per chunk; neither the chunking nor the 16 lanes
+ * (held as 16/VW floatv) depend on the device, so the norm has the same bits
+ * on every run and every vector width. */
 __kernel void sumsq_chunks(__global float *part, __global const float *x, ulong x_off, ulong n) {
   ulong c = get_global_id(0);
   ulong start = c * CHUNK;
   if (start >= n) return;
   __global const float *p = x + x_off + start;
   ulong len = min((ulong)CHUNK, n - start);
-  float16 acc = (float16)(0.0f);
+  floatv acc[16 / VW]; /* the 16 lanes as 16/VW machine vectors */
+#pragma unroll
+  for (int s = 0; s < 16 / VW; s++) acc[s] = (floatv)(0.0f);
   ulong j = 0;
   for (; j + 16 <= len; j += 16) {
-    float16 v = vload16(0, p + j);
-    acc = fma(v, v, acc);
+#pragma unroll
+    for (int s = 0; s < 16 / VW; s++) {
+      floatv v = VLOAD(s, p + j);
+      acc[s] = fma(v, v, acc[s]);
+    }
   }
-  float8 a8 = acc.lo + acc.hi;
+  /* lanes l and l+8 first, then l and l+4, ...: the same tree at every width */
+#if VW == 16
+  float8 a8 = acc[0].lo + acc[0].hi;
+#elif VW == 8
+  float8 a8 = acc[0] + acc[1];
+#else
+  float8 a8 = (float8)(acc[0] + acc[2], acc[1] + acc[3]);
+#endif
   float4 a4 = a8.lo + a8.hi;
   float2 a2 = a4.lo + a4.hi;
   float s = a2.x + a2.y;
@@ -76,7 +89,7 @@ __kernel void clip_factor(__global float *scale, ulong scale_off, __global const
  * with step_size = lr/(1-beta1^t), bc2_sqrt = sqrt(1-beta2^t) computed on the
  * host in double, as Python does. Mask 2 (frozen) leaves p, m, v as they
  * were. g is scaled by gscale[0] first when has_gscale (gradient clipping).
- * Each work-item takes 16 consecutive elements as float16 vectors: 3.5x the
+ * Each work-item takes VW consecutive elements as floatv vectors: 3.5x the
  * speed of one element per work-item on PoCL; the tail goes one by one. */
 static void adamw_one(__global float *p, __global const float *g, __global float *m, __global float *v, uchar k,
                       float gs, float decay, float beta1, float one_minus_beta1, float beta2,
@@ -98,27 +111,27 @@ __kernel void adamw(__global float *p, ulong p_off, __global const float *g, ulo
                     __global const float *gscale, ulong gscale_off, int has_gscale, ulong n, float decay,
                     float beta1, float one_minus_beta1, float beta2, float one_minus_beta2, float neg_step_size,
                     float bc2_sqrt, float eps) {
-  ulong i = get_global_id(0) * 16;
+  ulong i = get_global_id(0) * VW;
   if (i >= n) return;
   /* multiplying by 1.0f is exact, so the unclipped path is unchanged */
   float gs = has_gscale ? gscale[gscale_off] : 1.0f;
   p += p_off + i, g += g_off + i, m += m_off + i, v += v_off + i, mask += mask_off + i;
-  if (i + 16 > n) {
+  if (i + VW > n) {
     for (ulong l = 0; l < n - i; l++)
       adamw_one(p + l, g + l, m + l, v + l, mask[l], gs, decay, beta1, one_minus_beta1, beta2, one_minus_beta2,
                 neg_step_size, bc2_sqrt, eps);
     return;
   }
-  int16 k = convert_int16(vload16(0, mask));
-  float16 gi = vload16(0, g) * gs;
-  float16 p0 = vload16(0, p), m0 = vload16(0, m), v0 = vload16(0, v);
-  float16 pi = select(p0, p0 * decay, k == 1);
-  float16 mi = fma(gi, one_minus_beta1, m0 * beta1);
-  float16 vi = v0 * beta2 + one_minus_beta2 * gi * gi;
-  float16 denom = sqrt(vi) / bc2_sqrt + eps;
-  float16 pn = pi + neg_step_size * (mi / denom);
-  int16 frozen = k == 2;
-  vstore16(select(mi, m0, frozen), 0, m);
-  vstore16(select(vi, v0, frozen), 0, v);
-  vstore16(select(pn, p0, frozen), 0, p);
+  intv k = CONVERT_INTV(VLOAD(0, mask));
+  floatv gi = VLOAD(0, g) * gs;
+  floatv p0 = VLOAD(0, p), m0 = VLOAD(0, m), v0 = VLOAD(0, v);
+  floatv pi = select(p0, p0 * decay, k == 1);
+  floatv mi = fma(gi, one_minus_beta1, m0 * beta1);
+  floatv vi = v0 * beta2 + one_minus_beta2 * gi * gi;
+  floatv denom = sqrt(vi) / bc2_sqrt + eps;
+  floatv pn = pi + neg_step_size * (mi / denom);
+  intv frozen = k == 2;
+  VSTORE(select(mi, m0, frozen), 0, m);
+  VSTORE(select(vi, v0, frozen), 0, v);
+  VSTORE(select(pn, p0, frozen), 0, p);
 }

@@ -10,10 +10,22 @@
 int th_failures = 0;
 int th_checks = 0;
 
-static void *allocs[4096];
-static int nallocs;
-static cl_mem bufs[4096];
-static int nbufs;
+/* everything th_alloc* and th_dev* hand out, freed by th_finish (grown as
+ * needed: a leak report must mean a real leak) */
+static void **allocs;
+static int nallocs, cap_allocs;
+static cl_mem *bufs;
+static int nbufs, cap_bufs;
+
+static int grow(void **arr, int *cap, int n, size_t elem) {
+  if (n < *cap) return 1;
+  int nc = *cap ? 2 * *cap : 1024;
+  void *p = realloc(*arr, (size_t)nc * elem);
+  if (!p) return 0;
+  *arr = p;
+  *cap = nc;
+  return 1;
+}
 static uint64_t seed = 0x9E3779B97F4A7C15ull;
 
 cc_rt *th_open(void) {
@@ -31,6 +43,9 @@ int th_finish(cc_rt *rt) {
   nbufs = 0;
   for (int i = 0; i < nallocs; i++) free(allocs[i]);
   nallocs = 0;
+  free(allocs), free(bufs);
+  allocs = NULL, bufs = NULL;
+  cap_allocs = cap_bufs = 0;
   if (rt) {
     clipcl_device_profile_report(rt, stdout);
     clipcl_device_free(rt);
@@ -68,7 +83,7 @@ static void *track(void *p) {
     fprintf(stderr, "test: out of memory\n");
     exit(1);
   }
-  if (nallocs < 4096) allocs[nallocs++] = p;
+  if (grow((void **)&allocs, &cap_allocs, nallocs, sizeof *allocs)) allocs[nallocs++] = p;
   return p;
 }
 float *th_alloc(size_t n) { return track(calloc(n ? n : 1, sizeof(float))); }
@@ -80,7 +95,7 @@ int *th_alloc_i(size_t n) { return track(calloc(n ? n : 1, sizeof(int))); }
 static cc_view new_view(cc_rt *rt, size_t n) {
   cl_mem m;
   TH_OK(cc_buffer(rt, (n + 2 * TH_PAD) * 4, &m, "test tensor"));
-  if (nbufs < 4096) bufs[nbufs++] = m;
+  if (grow((void **)&bufs, &cap_bufs, nbufs, sizeof *bufs)) bufs[nbufs++] = m;
   cc_view v = {m, TH_PAD};
   /* poison the pads and the body so reads of unwritten memory show up */
   TH_OK(cc_fill(rt, (cc_view){m, 0}, n + 2 * TH_PAD, NAN));

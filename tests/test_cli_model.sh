@@ -100,8 +100,10 @@ check "missing weights file refused" bash -c "[ $rc -ne 0 ] && printf '%s' \"\$0
 
 # clipcl tune: a quick search writes this device's row to the tune file
 CLIPCL_TUNE_FILE="$T/tune.txt" $C tune --quick > "$T/tune.out" 2>&1
-check "tune --quick finishes and reports the best parameters" bash -c "grep -q '^best MR=' '$T/tune.out'"
-check "tune file holds a row for this device" bash -c "grep -q 'MR=.* NV=.* KU=.* MB=.* PA=.* KC=' '$T/tune.txt'"
+check "tune --quick finishes and reports the best parameters" bash -c "grep -q '^best: MR=' '$T/tune.out'"
+vw=$($C devices | grep -o 'kernels in float[0-9]*' | head -1 | grep -o '[0-9]*$')
+check "tune file holds a row for this device and vector width" \
+  bash -c "grep -q 'VW=$vw MR=.* NV=.* KU=.* MB=.* PA=.* KC=' '$T/tune.txt'"
 
 # a kernel with a syntax error: readable build log, non-zero exit, no crash
 mkdir -p "$T/kernels"
@@ -110,6 +112,8 @@ printf '\n__kernel void broken(__global float *x) { x[0] = undefined_thing + ; }
 out=$(CLIPCL_KERNEL_DIR="$T/kernels" CLIPCL_CACHE_DIR=off $C devices --build 2>&1); rc=$?
 check "broken kernel: exit code 1" test $rc -eq 1
 check "broken kernel: build log names the file and the error" bash -c "printf '%s' \"\$0\" | grep -q 'elementwise.cl: build failed' && printf '%s' \"\$0\" | grep -q 'undefined_thing'" "$out"
+check "broken kernel: the log's line numbers are the file's own" \
+  bash -c "printf '%s' \"\$0\" | grep -q 'elementwise.cl:$(wc -l < "$T/kernels/elementwise.cl")'" "$out"
 
 echo "$fails failed"
 [ $fails -eq 0 ]

@@ -19,7 +19,7 @@
  *    h 1e-2: the loss sum(proj * out) moves by ~1e-2 * grad while its float
  *    noise is ~1e-7 * sqrt(outputs touched)): atol 2e-3 rtol 5e-3;
  *  - batch reductions (patch dw, dcls, dpos, dwte) run twice: same bits;
- *  - vit/tok kernels in every channel-block width (CLIPCL_EMBED_VEC 16, 1,
+ *  - vit/tok kernels in every channel-block width (CLIPCL_EMBED_VEC 16, 8, 1,
  *    4), with C not a multiple of the width;
  *  - token ids with many duplicates (V smaller than B*T, and a batch of one
  *    repeated id) and ids outside [0,V), which read as zero rows and are
@@ -398,10 +398,12 @@ int main(void) {
   patch_case(rt, 2, 48, 16, 50, 0);
   patch_case(rt, 1, 224, 32, 13, 0);
 
-  /* the batch-reduction kernels in each channel-block width: 16 (CPUs), 1
-   * (GPUs), 4; odd C exercises the short last block */
-  const char *vecs[] = {"16", "1", "4"};
-  for (int v = 0; v < 3; v++) {
+  /* the batch-reduction kernels in each channel-block width up to the
+   * device's vector width: 16, 8 (CPUs), 1 (GPUs), 4; odd C exercises the
+   * short last block. Wider than the device is refused (below). */
+  const char *vecs[] = {"16", "1", "4", "8"};
+  for (int v = 0; v < 4; v++) {
+    if (atoi(vecs[v]) > cc_info(rt)->vector_width) continue;
     setenv("CLIPCL_EMBED_VEC", vecs[v], 1);
     printf("# CLIPCL_EMBED_VEC=%s\n", vecs[v]);
     vit_case(rt, 1, 0, 7, 0);
@@ -421,6 +423,11 @@ int main(void) {
   cc_view z = th_dev_zero(rt, 16);
   th_assert("CLIPCL_EMBED_VEC=3 rejected", cc_vit_embed_fwd(rt, z, z, z, z, 1, 1, 4) == CLIPCL_ERR_ARG, "%s",
             clipcl_last_error());
+  if (cc_info(rt)->vector_width < 16) {
+    setenv("CLIPCL_EMBED_VEC", "16", 1);
+    th_assert("CLIPCL_EMBED_VEC wider than the device rejected",
+              cc_vit_embed_fwd(rt, z, z, z, z, 1, 1, 4) == CLIPCL_ERR_ARG, "%s", clipcl_last_error());
+  }
   unsetenv("CLIPCL_EMBED_VEC");
 
   /* geometry the conv cannot express is an error */

@@ -2,7 +2,10 @@
  * case, batched with strides and padded leading dimensions, alpha/beta/bias,
  * odd sizes (1, 7, 50, 77, 129 ...), on every backend (cpu-tiled with several
  * tile shapes, clblast, naive); colsum (and its determinism) and the linear
- * layer forward/backward, the backward also against finite differences.
+ * layer forward/backward, the backward also against finite differences; the
+ * epilogue (residual, GELU/QuickGELU, keeping the pre-activation) on every
+ * backend and tile set, against the reference product then the reference
+ * activation (tolerance as the product's plus GELU's 2e-6).
  * Tolerance: |err| <= 1e-5 * K-scaled magnitude: each output is a K-term float
  * sum of products of values in [-1,1], so we allow 2e-6*sqrt(K)*... we use
  * atol = 1e-5 * sqrt(K) + 1e-6, rtol 1e-5. */
@@ -13,6 +16,7 @@
 
 #include "harness.h"
 #include "ops/gemm_params.h"
+#include "ref/ref_elementwise.h"
 #include "ref/ref_gemm.h"
 
 static void check_case(cc_rt *rt, const char *tag, int tA, int tB, int M, int N, int K, int batch, float alpha,
@@ -52,6 +56,65 @@ static void check_case(cc_rt *rt, const char *tag, int tA, int tB, int M, int N,
           break;
         }
   }
+}
+
+/* C = epilogue(A (M,K) B^T + bias) with a residual R (leading dimension
+ * ldr > N) and activation act; keep: C holds the pre-activation and C2 the
+ * activated values. Compared with ref_gemm, + R, then ref_gelu_fwd. */
+static void epilogue_case(cc_rt *rt, const char *tag, int M, int N, int K, int resid, int act, int keep) {
+  int ldr = N + 3;
+  float *A = th_alloc((size_t)M * K), *B = th_alloc((size_t)N * K), *R = th_alloc((size_t)M * ldr);
+  float *bias = th_alloc(N), *got = th_alloc((size_t)M * N), *got2 = th_alloc((size_t)M * N);
+  th_fill(A, (size_t)M * K, -1, 1);
+  th_fill(B, (size_t)N * K, -1, 1);
+  th_fill(R, (size_t)M * ldr, -2, 2);
+  th_fill(bias, N, -1, 1);
+  cc_view dC = th_dev_zero(rt, (size_t)M * N), dC2 = th_dev_zero(rt, (size_t)M * N);
+  cc_gemm_desc g = {.transB = 1, .M = M, .N = N, .K = K, .alpha = 1, .A = th_dev(rt, A, (size_t)M * K),
+                    .B = th_dev(rt, B, (size_t)N * K), .C = dC, .lda = K, .ldb = K, .ldc = N,
+                    .bias = th_dev(rt, bias, N), .resid = resid ? th_dev(rt, R, (size_t)M * ldr) : cc_none(),
+                    .ldr = ldr, .act = act, .act_out = keep ? dC2 : cc_none()};
+  TH_OK(cc_gemm(rt, &g));
+  th_get(rt, dC, got, (size_t)M * N);
+  th_get(rt, dC2, got2, (size_t)M * N);
+  double *pre = th_alloc_d((size_t)M * N), *post = th_alloc_d((size_t)M * N);
+  ref_gemm(pre, 0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, NULL, N, bias);
+  float *pre_f = th_alloc((size_t)M * N);
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      if (resid) pre[(size_t)i * N + j] += R[(size_t)i * ldr + j];
+      pre_f[(size_t)i * N + j] = (float)pre[(size_t)i * N + j];
+    }
+  if (act) ref_gelu_fwd(post, pre_f, (size_t)M * N, act == CC_ACT_QUICKGELU);
+  double tol = 1e-5 * sqrt((double)K) + 1e-6;
+  char name[160];
+  snprintf(name, sizeof name, "%s epilogue M%d N%d K%d%s%s%s", tag, M, N, K, resid ? " resid" : "",
+           act == CC_ACT_GELU ? " gelu" : act ? " quickgelu" : "", keep ? " keep-pre" : "");
+  if (!act) {
+    th_close(name, got, pre, (size_t)M * N, tol, 1e-5);
+  } else if (keep) {
+    th_close(name, got, pre, (size_t)M * N, tol, 1e-5);
+    strcat(name, " (activated)");
+    th_close(name, got2, post, (size_t)M * N, tol + 2e-6, 2e-5);
+  } else {
+    th_close(name, got, post, (size_t)M * N, tol + 2e-6, 2e-5);
+  }
+}
+
+static void epilogue_suite(cc_rt *rt, const char *tag) {
+  const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {77, 129, 64}, {50, 33, 300}};
+  for (int s = 0; s < 4; s++) {
+    const int *d = shapes[s];
+    epilogue_case(rt, tag, d[0], d[1], d[2], 1, CC_ACT_NONE, 0);
+    epilogue_case(rt, tag, d[0], d[1], d[2], 0, CC_ACT_GELU, 0);
+    epilogue_case(rt, tag, d[0], d[1], d[2], 1, CC_ACT_QUICKGELU, 1);
+    epilogue_case(rt, tag, d[0], d[1], d[2], 0, CC_ACT_GELU, 1);
+  }
+  /* a batched product cannot take an epilogue: refused, not ignored */
+  cc_view z = th_dev_zero(rt, 4);
+  cc_gemm_desc g = {.M = 1, .N = 1, .K = 1, .alpha = 1, .A = z, .B = z, .C = z, .lda = 1, .ldb = 1, .ldc = 1,
+                    .batch = 2, .sA = 1, .sB = 1, .sC = 1, .act = CC_ACT_GELU};
+  th_assert("batched epilogue refused", cc_gemm(rt, &g) == CLIPCL_ERR_ARG, "%s", clipcl_last_error());
 }
 
 static void gemm_suite(cc_rt *rt, const char *tag, int full) {
@@ -196,8 +259,8 @@ static void colsum_suite(cc_rt *rt) {
 }
 
 /* Every C element is one in-order sum over k whatever the tile shape, so
- * results are bitwise independent of MR/NV/MB/KU/PA (KC = 0): training runs
- * reproduce across tuned parameter sets. */
+ * results are bitwise independent of MR/NV/MB/KU/PA/KI (KC = 0): training
+ * runs reproduce across tuned parameter sets. */
 static void tile_independence(cc_rt *rt) {
   const int M = 77, N = 129, K = 200;
   float *A = th_alloc((size_t)M * K), *B = th_alloc((size_t)N * K), *c1 = th_alloc((size_t)M * N),
@@ -205,9 +268,10 @@ static void tile_independence(cc_rt *rt) {
   th_fill(A, (size_t)M * K, -1, 1);
   th_fill(B, (size_t)N * K, -1, 1);
   cc_view dA = th_dev(rt, A, (size_t)M * K), dB = th_dev(rt, B, (size_t)N * K), dC = th_dev_zero(rt, (size_t)M * N);
-  const cc_gemm_params ps[] = {{6, 3, 4, 16, 0, 0}, {12, 2, 1, 8, 1, 0}, {4, 1, 8, 2, 0, 0}};
+  const cc_gemm_params ps[] = {{6, 3, 4, 16, 0, 0, 0, 0}, {12, 2, 1, 8, 1, 0, 0, 0}, {4, 1, 8, 2, 0, 0, 0, 0},
+                                {6, 2, 4, 4, 0, 0, 48, 0}, {5, 2, 2, 3, 1, 0, 7, 0}};
   for (int tb = 0; tb < 2; tb++) {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
       TH_OK(cc_gemm_set_params(rt, &ps[i]));
       cc_gemm_desc g = {.transB = tb, .M = M, .N = N, .K = K, .alpha = 1.0f, .A = dA, .B = dB, .C = dC, .lda = K,
                         .ldb = tb ? K : N, .ldc = N};
@@ -222,11 +286,14 @@ static void tile_independence(cc_rt *rt) {
   }
 }
 
-int main(void) {
+/* --cpu-only: the CPU kernels alone with three tile sets (tests/kernels_vw.sh
+ * runs that at every vector width). */
+int main(int argc, char **argv) {
+  int cpu_only = argc > 1 && !strcmp(argv[1], "--cpu-only");
   /* each backend gets its own device handle: the choice is made at first use */
   const char *backends[] = {"cpu", "naive", "clblast"};
   cc_rt *rt = NULL;
-  for (int b = 0; b < 3; b++) {
+  for (int b = 0; b < (cpu_only ? 1 : 3); b++) {
     setenv("CLIPCL_GEMM", backends[b], 1);
     if (rt) clipcl_device_free(rt);
     rt = th_open();
@@ -234,14 +301,17 @@ int main(void) {
               cc_gemm_backend(rt));
     if (b == 0) {
       /* several tile shapes, so both full tiles and edges of each run */
-      const cc_gemm_params ps[] = {{12, 2, 4, 8, 1, 0}, {4, 1, 1, 1, 0, 0}, {6, 3, 2, 3, 1, 64},
-                                   {16, 1, 8, 2, 0, 7}, {5, 2, 3, 4, 0, 0}, {6, 3, 4, 16, 0, 0}};
-      for (int i = 0; i < 6; i++) {
+      const cc_gemm_params ps[] = {{12, 2, 4, 8, 1, 0, 0, 0}, {4, 1, 1, 1, 0, 0, 0, 0}, {6, 3, 2, 3, 1, 64, 0, 0},
+                                   {16, 1, 8, 2, 0, 7, 0, 0}, {5, 2, 3, 4, 0, 0, 0, 0}, {6, 3, 4, 16, 0, 0, 0, 0},
+                                   {6, 2, 4, 5, 0, 0, 40, 0}, {4, 3, 4, 32, 1, 0, 128, 0}};
+      for (int i = 0; i < 8; i++) {
+        if (cpu_only && i != 0 && i != 4 && i != 6) continue;
         TH_OK(cc_gemm_set_params(rt, &ps[i]));
         char tag[64];
-        snprintf(tag, sizeof tag, "cpu MR%d NV%d KU%d MB%d PA%d KC%d", ps[i].MR, ps[i].NV, ps[i].KU, ps[i].MB,
-                 ps[i].PA, ps[i].KC);
+        snprintf(tag, sizeof tag, "cpu MR%d NV%d KU%d MB%d PA%d KC%d KI%d", ps[i].MR, ps[i].NV, ps[i].KU,
+                 ps[i].MB, ps[i].PA, ps[i].KC, ps[i].KI);
         gemm_suite(rt, tag, i == 0);
+        epilogue_suite(rt, tag);
       }
       tile_independence(rt);
       TH_OK(cc_gemm_set_params(rt, &ps[0]));
@@ -249,6 +319,7 @@ int main(void) {
       colsum_suite(rt);
     } else {
       gemm_suite(rt, backends[b], 0);
+      epilogue_suite(rt, backends[b]);
     }
   }
   unsetenv("CLIPCL_GEMM");

@@ -1,4 +1,4 @@
-/* test_memory_plan.c: the training memory plan (src/model/memory.c) is the
+/* test_memory_plan.c: the training memory plan (src/train/memory.c) is the
  * allocation itself: for two batch shapes the planned bytes equal what
  * cc_trainer_create then allocates, arena by arena. A batch that does not
  * fit is refused with one line naming what does not fit, the device's
@@ -10,12 +10,12 @@
 #include <string.h>
 
 #include "harness.h"
-#include "model/memory.h"
+#include "train/memory.h"
 #include "train/trainer.h"
 
 static uint64_t actual(const cc_model *m, const cc_trainer *t) {
   return cc_arena_bytes(&m->par, NULL) + cc_arena_bytes(&m->gar, NULL) + cc_arena_bytes(&m->vis.ar, NULL) +
-         cc_arena_bytes(&m->txt.ar, NULL) + cc_arena_bytes(&m->head.ar, NULL) + cc_arena_bytes(&t->oar, NULL) +
+         cc_arena_bytes(&m->txt.ar, NULL) + cc_arena_bytes(&t->loss->ar, NULL) + cc_arena_bytes(&t->oar, NULL) +
          m->L.total; /* the weight-decay mask, a byte a parameter */
 }
 
@@ -28,12 +28,12 @@ static void plan_equals_allocation(cc_rt *rt, int micro, int accum) {
   clipcl_status s = cc_model_create(rt, &cfg, &m);
   if (!s) s = cc_trainer_create(m, &hp, &t);
   cc_mem_plan p;
-  if (!s) s = cc_plan_training(&m->L, micro, accum, cc_info(rt)->max_alloc, &p);
+  if (!s) s = cc_plan_training(&m->L, micro, accum, NULL, cc_info(rt)->max_alloc, &p);
   char name[96];
   snprintf(name, sizeof name, "plan == allocation, micro %d x accum %d", micro, accum);
   uint64_t a = s ? 0 : actual(m, t);
-  th_assert(name, s == CLIPCL_OK && p.total - p.scratch == a, "status %d, planned %llu (+%llu scratch), allocated %llu: %s",
-            s, (unsigned long long)(p.total - p.scratch), (unsigned long long)p.scratch, (unsigned long long)a,
+  th_assert(name, s == CLIPCL_OK && p.total - p.scratch - p.eval_loss == a, "status %d, planned %llu (+%llu scratch), allocated %llu: %s",
+            s, (unsigned long long)(p.total - p.scratch - p.eval_loss), (unsigned long long)p.scratch, (unsigned long long)a,
             clipcl_last_error());
   cc_trainer_free(t);
   clipcl_model_free(m);
@@ -53,7 +53,7 @@ int main(void) {
   cc_layout L;
   clipcl_config_get("ViT-B-32", &cfg);
   if (cc_layout_build(&cfg, &L) != CLIPCL_OK) return 1;
-  clipcl_status s = cc_check_training_fits(rt, &L, 100000, 1);
+  clipcl_status s = cc_check_training_fits(rt, &L, 100000, 1, NULL);
   char msg[2048];
   snprintf(msg, sizeof msg, "%s", clipcl_last_error());
   int k = largest_in(msg);
@@ -63,11 +63,11 @@ int main(void) {
   th_assert("... naming the largest batch that fits", k >= 1 && k < 100000, "%s", msg);
   if (k >= 1) {
     /* the answer holds (the margins absorb other processes' memory moving) */
-    th_assert("the largest batch, less 10%, passes the check", cc_check_training_fits(rt, &L, k - k / 10, 1) == CLIPCL_OK,
+    th_assert("the largest batch, less 10%, passes the check", cc_check_training_fits(rt, &L, k - k / 10, 1, NULL) == CLIPCL_OK,
               "%s", clipcl_last_error());
-    th_assert("10% more does not", cc_check_training_fits(rt, &L, k + k / 10 + 1, 1) == CLIPCL_ERR_NOMEM, "k %d", k);
+    th_assert("10% more does not", cc_check_training_fits(rt, &L, k + k / 10 + 1, 1, NULL) == CLIPCL_ERR_NOMEM, "k %d", k);
   }
-  s = cc_check_training_fits(rt, &L, 100000, 4);
+  s = cc_check_training_fits(rt, &L, 100000, 4, NULL);
   th_assert("with accumulation the answer is per micro-batch",
             s == CLIPCL_ERR_NOMEM && strstr(clipcl_last_error(), "per micro-batch (with the same --accum-freq)"), "%s",
             clipcl_last_error());
@@ -77,7 +77,7 @@ int main(void) {
   cfg.vision.head_width = 64;
   cfg.vision.layers = 64;
   if (cc_layout_build(&cfg, &L) != CLIPCL_OK) return 1;
-  s = cc_check_training_fits(rt, &L, 1, 1);
+  s = cc_check_training_fits(rt, &L, 1, 1, NULL);
   th_assert("a model larger than the device: no batch fits", s == CLIPCL_ERR_NOMEM &&
             strstr(clipcl_last_error(), "does not fit at any batch size"), "%s", clipcl_last_error());
   cc_layout_free(&L);

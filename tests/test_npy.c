@@ -6,7 +6,8 @@
  * FORMAT and valid-but-unhandled ones UNSUPPORTED, one-line messages.
  * With arguments it serves tests/test_npy_numpy.sh, which checks files in
  * both directions against the real numpy:
- *   test_npy write DIR            writes c_2d.npy (37x11), c_1d.npy (9), c_empty.npy (0x4)
+ *   test_npy write DIR            writes c_2d.npy (37x11), c_1d.npy (9), c_empty.npy (0x4),
+ *                                 c_3d.npy (5x3x4)
  *   test_npy check FILE R C       FILE holds i*0.25-3, shape (R, C), or (R,) if C is 0
  *   test_npy same FILE.npy FILE.raw   data bitwise equal to the raw float32 file
  *   test_npy refuse FILE          reading FILE fails with a one-line message
@@ -223,8 +224,8 @@ static void test_write(const char *dir) {
   tu_check_fail("injected failure", cc_npy_write_f32(p, z, 2, zs), CLIPCL_ERR_IO, p, "injected");
   th_assert("failed write keeps the old file", tu_same_file(p, b, len), NULL);
   free(b);
-  size_t bad3[2] = {2, 2};
-  tu_check_fail("3-D write refused", cc_npy_write_f32(p, z, 3, bad3), CLIPCL_ERR_ARG, p, NULL);
+  size_t bad4[4] = {2, 2, 2, 2};
+  tu_check_fail("4-D write refused", cc_npy_write_f32(p, z, 4, bad4), CLIPCL_ERR_ARG, p, NULL);
 }
 
 int main(int argc, char **argv) {
@@ -236,6 +237,10 @@ int main(int argc, char **argv) {
     write_formula(p, 1, 9, 0);
     snprintf(p, sizeof p, "%s/c_empty.npy", argv[2]);
     write_formula(p, 2, 0, 4);
+    float x[5 * 3 * 4];
+    for (size_t i = 0; i < 60; i++) x[i] = formula(i);
+    snprintf(p, sizeof p, "%s/c_3d.npy", argv[2]);
+    TH_OK(cc_npy_write_f32(p, x, 3, (size_t[]){5, 3, 4}));
     return 0;
   }
   if (argc == 5 && !strcmp(argv[1], "check")) {

@@ -23,7 +23,7 @@ trap 'rm -rf "$tmp"' EXIT
 import io, sys
 import numpy as np
 d = sys.argv[1]
-for name, shape in [("c_2d.npy", (37, 11)), ("c_1d.npy", (9,)), ("c_empty.npy", (0, 4))]:
+for name, shape in [("c_2d.npy", (37, 11)), ("c_1d.npy", (9,)), ("c_empty.npy", (0, 4)), ("c_3d.npy", (5, 3, 4))]:
     a = np.load("%s/%s" % (d, name))
     want = (np.arange(int(np.prod(shape)), dtype=np.float32) * 0.25 - 3).reshape(shape)
     assert a.dtype == np.float32 and a.shape == shape, (name, a.dtype, a.shape)

@@ -56,6 +56,9 @@ struct clipcl_device {
   int pend_id[1024];
   int nprof;
   cc_prof_entry prof[CC_MAX_PROF];
+  /* told before a program is compiled from source (a binary-cache miss) */
+  clipcl_build_fn on_build;
+  void *on_build_user;
 };
 
 cl_context cc_context(cc_rt *rt) { return rt->ctx; }
@@ -138,7 +141,21 @@ static clipcl_status fill_info(const cc_devref *r, int index, clipcl_device_info
   in->fp64 = strstr(ext, "cl_khr_fp64") != NULL;
   in->is_cpu = (type & CL_DEVICE_TYPE_CPU) != 0;
   in->is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
+  /* The kernels' vector width (kernels/prelude.cl): CLIPCL_VW, else the
+   * device's preferred float width (PoCL: 16 with AVX-512, 8 with AVX2). */
+  cl_uint pw = 0;
+  if (clGetDeviceInfo(r->d, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof pw, &pw, NULL) != CL_SUCCESS) pw = 4;
+  in->vector_width = pw >= 16 ? 16 : pw >= 8 ? 8 : 4;
+  int forced = cc_forced_vector_width();
+  if (forced > 0) in->vector_width = forced;
   return CLIPCL_OK;
+}
+
+int cc_forced_vector_width(void) {
+  const char *e = getenv("CLIPCL_VW");
+  if (!e || !*e) return 0;
+  if (!strcmp(e, "4") || !strcmp(e, "8") || !strcmp(e, "16")) return atoi(e);
+  return -1;
 }
 
 clipcl_status clipcl_device_count(int *count) {
@@ -222,6 +239,9 @@ clipcl_status clipcl_device_open(const char *spec, clipcl_device **out) {
   int n = 0, pick = 0;
   CC_TRY(list_devices(refs, 64, &n));
   CC_TRY(pick_device(spec, refs, n, &pick));
+  if (cc_forced_vector_width() < 0)
+    return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_VW=%s: expected 4, 8 or 16 (the kernels' float vector width)",
+                   getenv("CLIPCL_VW"));
   cc_rt *rt = calloc(1, sizeof *rt);
   if (!rt) return cc_fail(CLIPCL_ERR_NOMEM, "out of host memory opening device");
   clipcl_status s = fill_info(&refs[pick], pick, &rt->info);
@@ -287,7 +307,7 @@ static uint64_t fnv_str(uint64_t h, const char *s) { return fnv1a(h, s ? s : "",
 
 /* Reads kernels/<file>: from CLIPCL_KERNEL_DIR when set (development), else
  * from the table embedded at build time. Returns malloc'd text. */
-static clipcl_status kernel_source(const char *file, char **text, size_t *len) {
+static clipcl_status kernel_text(const char *file, char **text, size_t *len) {
   const char *dir = getenv("CLIPCL_KERNEL_DIR");
   if (dir && *dir) {
     char path[4096];
@@ -321,6 +341,36 @@ static clipcl_status kernel_source(const char *file, char **text, size_t *len) {
     }
   }
   return cc_fail(CLIPCL_ERR_ARG, "kernels/%s: no such embedded kernel file", file);
+}
+
+#define PRELUDE "prelude.cl"
+
+/* The source a program is built from: kernels/prelude.cl (the vector type),
+ * then the file itself, its line numbers restored for build logs. */
+static clipcl_status kernel_source(const char *file, char **text, size_t *len) {
+  if (!strcmp(file, PRELUDE)) return kernel_text(file, text, len);
+  char *pre, *body;
+  size_t np, nb;
+  CC_TRY(kernel_text(PRELUDE, &pre, &np));
+  clipcl_status s = kernel_text(file, &body, &nb);
+  if (s) {
+    free(pre);
+    return s;
+  }
+  char line[300];
+  int nl = snprintf(line, sizeof line, "\n#line 1 \"%s\"\n", file);
+  char *b = malloc(np + (size_t)nl + nb + 1);
+  if (b) {
+    memcpy(b, pre, np);
+    memcpy(b + np, line, (size_t)nl);
+    memcpy(b + np + nl, body, nb + 1);
+    *len = np + (size_t)nl + nb;
+  }
+  free(pre);
+  free(body);
+  if (!b) return cc_fail(CLIPCL_ERR_NOMEM, "out of host memory");
+  *text = b;
+  return CLIPCL_OK;
 }
 
 static int cache_dir(char *out, size_t n) {
@@ -400,7 +450,11 @@ static clipcl_status build_log_fail(cc_rt *rt, cl_program prog, const char *file
 
 static clipcl_status program_get(cc_rt *rt, const char *file, const char *defines, cl_program *out) {
   char opts[1024];
-  snprintf(opts, sizeof opts, "-cl-std=CL1.2 %s", defines ? defines : "");
+  /* CLIPCL_KERNEL_WERROR=1: compiler warnings fail the build (the test that
+   * keeps the kernels warning-free sets it) */
+  const char *we = getenv("CLIPCL_KERNEL_WERROR");
+  snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DVW=%d%s %s", rt->info.vector_width,
+           we && *we && strcmp(we, "0") ? " -Werror" : "", defines ? defines : "");
   const char *kdir = getenv("CLIPCL_KERNEL_DIR");
   uint64_t key = fnv_str(fnv_str(fnv_str(FNV_INIT, file), opts), kdir);
   for (int i = 0; i < rt->nprog; i++)
@@ -443,6 +497,7 @@ static clipcl_status program_get(cc_rt *rt, const char *file, const char *define
     }
   }
   if (!prog) {
+    if (rt->on_build) rt->on_build(rt->on_build_user, file, use_cache ? dir : NULL);
     const char *srcs[1] = {src};
     prog = clCreateProgramWithSource(rt->ctx, 1, srcs, &len, &e);
     if (e != CL_SUCCESS) {
@@ -491,8 +546,15 @@ clipcl_status cc_kernel_get(cc_rt *rt, const char *file, const char *name, const
   return CLIPCL_OK;
 }
 
+void clipcl_device_set_build_callback(clipcl_device *rt, clipcl_build_fn fn, void *user) {
+  if (!rt) return;
+  rt->on_build = fn;
+  rt->on_build_user = user;
+}
+
 clipcl_status clipcl_device_build_all(clipcl_device *rt) {
-  for (const cc_kernel_source *k = cc_kernel_sources; k->name; k++) CC_TRY(cc_program_build(rt, k->name, NULL));
+  for (const cc_kernel_source *k = cc_kernel_sources; k->name; k++)
+    if (strcmp(k->name, PRELUDE)) CC_TRY(cc_program_build(rt, k->name, NULL));
   return CLIPCL_OK;
 }
 
@@ -502,7 +564,10 @@ static int prof_slot(cc_rt *rt, const char *name) {
   for (int i = 0; i < rt->nprof; i++)
     if (strcmp(rt->prof[i].name, name) == 0) return i;
   if (rt->nprof == CC_MAX_PROF) return CC_MAX_PROF - 1;
-  snprintf(rt->prof[rt->nprof].name, sizeof rt->prof[0].name, "%s", name);
+  cc_prof_entry *p = &rt->prof[rt->nprof];
+  snprintf(p->name, sizeof p->name, "%s", name);
+  p->ns = 0; /* slots are reused after a report */
+  p->count = 0;
   return rt->nprof++;
 }
 
@@ -535,6 +600,21 @@ void cc_profile_event(cc_rt *rt, const char *name, cl_event ev) {
 static int prof_cmp(const void *a, const void *b) {
   double x = ((const cc_prof_entry *)a)->ns, y = ((const cc_prof_entry *)b)->ns;
   return (x < y) - (x > y);
+}
+
+int cc_profile_take(cc_rt *rt, cc_profile_entry *out, int max) {
+  if (!rt || !rt->profile) return 0;
+  clFinish(rt->queue);
+  profile_collect(rt);
+  qsort(rt->prof, (size_t)rt->nprof, sizeof rt->prof[0], prof_cmp);
+  int n = rt->nprof < max ? rt->nprof : max;
+  for (int i = 0; i < n; i++) {
+    snprintf(out[i].name, sizeof out[i].name, "%s", rt->prof[i].name);
+    out[i].ns = rt->prof[i].ns;
+    out[i].count = rt->prof[i].count;
+  }
+  rt->nprof = 0;
+  return n;
 }
 
 void clipcl_device_profile_report(clipcl_device *rt, FILE *out) {

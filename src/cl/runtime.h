@@ -77,9 +77,19 @@ clipcl_status cc_enqueue(cc_rt *rt, cc_kernel *k, cl_uint dims, const size_t *gw
 cl_context cc_context(cc_rt *rt);
 cl_command_queue cc_queue(cc_rt *rt);
 const clipcl_device_info *cc_info(const cc_rt *rt);
+/* CLIPCL_VW as a vector width (4, 8, 16), 0 when unset, -1 when invalid. */
+int cc_forced_vector_width(void);
 /* Records a profiling event (takes ownership) under `name`; no-op when off. */
 void cc_profile_event(cc_rt *rt, const char *name, cl_event ev);
 int cc_profiling(const cc_rt *rt);
+/* The per-kernel totals so far, longest first (at most max), then reset;
+ * 0 entries when profiling is off (CLIPCL_PROFILE unset at open). */
+typedef struct {
+  char name[64];
+  double ns;
+  long count;
+} cc_profile_entry;
+int cc_profile_take(cc_rt *rt, cc_profile_entry *out, int max);
 
 /* Per-device state owned by one op family (e.g. resolved GEMM parameters),
  * released with the device through `destroy`. */

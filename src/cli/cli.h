@@ -38,6 +38,30 @@ void cli_free_lines(char **lines, int n);
  * Returns the count or -1 (printed). */
 int cli_image_paths(const char *cmd, const char *spec, char ***paths);
 
+/* ---- progress lines (progress.c) ---- */
+/* One line on stderr redrawn in place: stage, count, rate and ETA; the first
+ * update of a stage starts the clock, so its batch (kernel compilation) is
+ * left out of rates and ETAs. Disabled: every call does nothing. */
+typedef struct {
+  int enabled, shown, width, started;
+  char stage[24];
+  double t0;
+  int64_t done0, last;
+} cli_progress;
+double cli_now(void); /* monotonic seconds */
+void cli_progress_init(cli_progress *p, int enabled);
+void cli_progress_init_tty(cli_progress *p); /* enabled when stderr is a terminal */
+void cli_progress_update(cli_progress *p, const char *stage, int64_t done, int64_t total);
+/* Ends a shown line (before other output, and at the end). */
+void cli_progress_break(cli_progress *p);
+/* The line cli_progress_update draws at time now (seconds), into out[cap];
+ * returns its length. Exposed for tests. */
+int cli_progress_format(cli_progress *p, const char *stage, int64_t done, int64_t total, double now, char *out,
+                        size_t cap);
+/* Sets the device's build callback to print once per process that the kernels
+ * are being compiled and where they are cached (called by cli_open_device). */
+void cli_announce_builds(clipcl_device *dev);
+
 /* ---- shared by the evaluation commands (eval_common.c) ---- */
 typedef struct {
   const char *model, *config, *device;
@@ -59,7 +83,7 @@ typedef struct {
   clipcl_model *model;
   clipcl_tokenizer *tok;
   clipcl_eval_options eval;
-  int tty, progress_shown;
+  cli_progress progress;
   long skipped;
 } cli_session;
 /* 0, or -1 after printing the error. */

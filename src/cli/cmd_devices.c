@@ -37,8 +37,8 @@ int cmd_devices(int argc, char **argv) {
     printf("    %d compute units, %.1f GiB global memory, max allocation %.1f GiB, local %llu KiB\n",
            d.compute_units, d.global_mem / 1073741824.0, d.max_alloc / 1073741824.0,
            (unsigned long long)(d.local_mem / 1024));
-    printf("    %s, driver %s, fp16 %s, fp64 %s\n", d.version, d.driver, d.fp16 ? "yes" : "no",
-           d.fp64 ? "yes" : "no");
+    printf("    %s, driver %s, fp16 %s, fp64 %s, kernels in float%d vectors\n", d.version, d.driver,
+           d.fp16 ? "yes" : "no", d.fp64 ? "yes" : "no", d.vector_width);
   }
   if (build) {
     clipcl_device *dev = cli_open_device("devices", spec);

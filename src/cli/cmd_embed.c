@@ -1,30 +1,24 @@
 /* cmd_embed.c: `clipcl embed`: image and/or text embeddings of a model as
  * NumPy .npy files (float32, N x embed_dim, L2-normalised) plus a text file
- * of the image paths / texts in row order. Unreadable images and texts that
- * are not UTF-8 are reported with their path or line and skipped. */
+ * of the image paths / texts in row order, or the text tower's per-token
+ * hidden states (--hidden-states). Unreadable images and texts that are not
+ * UTF-8 are reported with their path or line and skipped. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "io/atomic.h"
 #include "io/npy.h"
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-/* Writes the rows and their labels (one per line) as PREFIX.<kind>.npy/.txt. */
+/* Writes the rows (emb NULL: none) and their labels (one per line) as
+ * PREFIX.<kind>.npy/.txt. */
 static int write_outputs(const char *prefix, const char *kind, const float *emb, size_t rows, int E,
                          char *const *labels) {
   char path[4096];
   snprintf(path, sizeof path, "%s.%s.npy", prefix, kind);
   size_t shape[2] = {rows, (size_t)E};
-  if (cc_npy_write_f32(path, emb, 2, shape) != CLIPCL_OK) return cli_error("embed");
+  if (emb && cc_npy_write_f32(path, emb, 2, shape) != CLIPCL_OK) return cli_error("embed");
   size_t len = 0;
   for (size_t i = 0; i < rows; i++) len += strlen(labels[i]) + 1;
   char *txt = malloc(len + 1);
@@ -45,6 +39,15 @@ static int write_outputs(const char *prefix, const char *kind, const float *emb,
   return s ? cli_error("embed") : 0;
 }
 
+static void on_bad(void *user, const clipcl_bad_sample *b) {
+  cli_progress_break(user);
+  fprintf(stderr, "clipcl embed: skipped %s: %s\n", b->source, b->reason);
+}
+
+static void on_progress(void *user, const char *stage, int64_t done, int64_t total) {
+  cli_progress_update(user, stage, done, total);
+}
+
 static int embed_images(clipcl_model *m, const char *spec, const char *prefix, int chunk, int workers) {
   char **paths;
   int n = cli_image_paths("embed", spec, &paths);
@@ -54,78 +57,69 @@ static int embed_images(clipcl_model *m, const char *spec, const char *prefix, i
     free(paths);
     return 1;
   }
-  const clipcl_config *c = clipcl_model_config(m);
-  int S = c->vision.image_size, E = c->embed_dim;
-  size_t px = (size_t)3 * S * S;
-  float *pix = malloc((size_t)chunk * px * sizeof *pix), *emb = malloc((size_t)n * E * sizeof *emb);
-  clipcl_image_source *src = calloc((size_t)chunk, sizeof *src);
-  clipcl_status *st = calloc((size_t)chunk, sizeof *st);
+  int E = clipcl_model_config(m)->embed_dim, rc = 1;
+  float *emb = malloc((size_t)n * E * sizeof *emb);
+  uint8_t *ok = malloc((size_t)n);
   char **kept = calloc((size_t)n, sizeof *kept);
-  int rc = 1, rows = 0, bad = 0;
-  if (!pix || !emb || !src || !st || !kept) {
+  cli_progress prog;
+  cli_progress_init_tty(&prog);
+  clipcl_eval_options o;
+  clipcl_eval_options_init(&o);
+  o.batch = chunk;
+  o.workers = workers;
+  o.on_bad = on_bad;
+  o.progress = on_progress;
+  o.user = &prog;
+  size_t bad = 0, rows = 0;
+  if (!emb || !ok || !kept) {
     fprintf(stderr, "clipcl embed: out of memory\n");
     goto done;
   }
-  double t0 = now();
-  for (int i = 0; i < n; i += chunk) {
-    int b = n - i < chunk ? n - i : chunk, nf = 0;
-    for (int j = 0; j < b; j++) src[j] = (clipcl_image_source){paths[i + j], NULL, 0, NULL};
-    if (clipcl_image_batch(src, b, S, NULL, workers, pix, st, &nf) != CLIPCL_OK) {
-      cli_error("embed");
-      goto done;
-    }
-    /* compact the good images to the front */
-    int good = 0;
-    for (int j = 0; j < b; j++) {
-      if (st[j] != CLIPCL_OK) {
-        clipcl_image img;
-        if (clipcl_image_load(paths[i + j], &img) == CLIPCL_OK) clipcl_image_free(&img); /* for the message */
-        fprintf(stderr, "clipcl embed: skipped %s\n", clipcl_last_error());
-        bad++;
-        continue;
-      }
-      if (good != j) memmove(pix + (size_t)good * px, pix + (size_t)j * px, px * sizeof *pix);
-      kept[rows + good] = paths[i + j];
-      good++;
-    }
-    if (good && clipcl_model_encode_images(m, pix, good, emb + (size_t)rows * E) != CLIPCL_OK) {
-      cli_error("embed");
-      goto done;
-    }
-    rows += good;
-    if (isatty(2))
-      fprintf(stderr, "\rimages %d/%d  %.1f images/s ", i + b, n, (i + b) / (now() - t0));
+  double t0 = cli_now();
+  clipcl_status st = clipcl_encode_image_files(m, (const char *const *)paths, (size_t)n, &o, emb, ok, &bad);
+  cli_progress_break(&prog);
+  if (st != CLIPCL_OK) {
+    cli_error("embed");
+    goto done;
   }
-  if (isatty(2)) fprintf(stderr, "\n");
-  printf("embedded %d images (%d skipped as unreadable) in %.1f s\n", rows, bad, now() - t0);
+  /* keep the readable images' rows, in order */
+  for (int i = 0; i < n; i++) {
+    if (!ok[i]) continue;
+    if (rows != (size_t)i) memmove(emb + rows * E, emb + (size_t)i * E, (size_t)E * sizeof *emb);
+    kept[rows++] = paths[i];
+  }
+  printf("embedded %zu images (%zu skipped as unreadable) in %.1f s\n", rows, bad, cli_now() - t0);
   if (rows == 0) {
     fprintf(stderr, "clipcl embed: no readable images: nothing written\n");
     goto done;
   }
-  rc = write_outputs(prefix, "image", emb, (size_t)rows, E, kept);
+  rc = write_outputs(prefix, "image", emb, rows, E, kept);
 done:
   for (int i = 0; i < n; i++) free(paths[i]);
   free(paths);
   free(kept);
-  free(pix);
+  free(ok);
   free(emb);
-  free(src);
-  free(st);
   return rc;
 }
 
-static int embed_texts(clipcl_model *m, const char *file, const char *prefix) {
+/* skip >= 0: the per-token hidden states (clipcl_model_text_hidden_states)
+ * into PREFIX.text_hidden.npy instead of the embeddings. */
+static int embed_texts(clipcl_model *m, const char *file, const char *prefix, int skip) {
   char **lines;
   int n = cli_read_lines("embed", file, &lines);
   if (n < 0) return 1;
   const clipcl_config *c = clipcl_model_config(m);
-  int T = c->text.context_length, E = c->embed_dim, rows = 0, bad = 0, rc = 1;
+  int T = c->text.context_length, W = c->text.width, E = c->embed_dim, rows = 0, bad = 0, rc = 1;
+  size_t per = skip >= 0 ? (size_t)T * W : (size_t)E; /* floats per text */
   clipcl_tokenizer *tk = NULL;
   int32_t *ids = malloc((size_t)(n ? n : 1) * T * sizeof *ids);
-  float *emb = malloc((size_t)(n ? n : 1) * E * sizeof *emb);
+  float *out = malloc((size_t)(n ? n : 1) * per * sizeof *out);
   char **kept = calloc((size_t)(n ? n : 1), sizeof *kept);
-  if (!ids || !emb || !kept) {
-    fprintf(stderr, "clipcl embed: out of memory\n");
+  cli_progress prog;
+  cli_progress_init_tty(&prog);
+  if (!ids || !out || !kept) {
+    fprintf(stderr, "clipcl embed: out of memory (%d texts)\n", n);
     goto done;
   }
   if (clipcl_tokenizer_create(&tk) != CLIPCL_OK) {
@@ -150,25 +144,44 @@ static int embed_texts(clipcl_model *m, const char *file, const char *prefix) {
     fprintf(stderr, "clipcl embed: %s: no usable lines: nothing written\n", file);
     goto done;
   }
-  double t0 = now();
-  if (clipcl_model_encode_texts(m, ids, rows, emb) != CLIPCL_OK) {
-    cli_error("embed");
-    goto done;
+  double t0 = cli_now();
+  /* slices of 256 texts only for the progress line: the results do not
+   * depend on how the rows are split */
+  for (int i = 0; i < rows; i += 256) {
+    int b = rows - i < 256 ? rows - i : 256;
+    clipcl_status st = skip >= 0 ? clipcl_model_text_hidden_states(m, ids + (size_t)i * T, b, skip, out + i * per)
+                                 : clipcl_model_encode_texts(m, ids + (size_t)i * T, b, out + i * per);
+    if (st != CLIPCL_OK) {
+      cli_progress_break(&prog);
+      cli_error("embed");
+      goto done;
+    }
+    cli_progress_update(&prog, "texts", i + b, rows);
   }
-  printf("embedded %d texts (%d skipped) in %.1f s\n", rows, bad, now() - t0);
-  rc = write_outputs(prefix, "text", emb, (size_t)rows, E, kept);
+  cli_progress_break(&prog);
+  printf("embedded %d texts (%d skipped) in %.1f s\n", rows, bad, cli_now() - t0);
+  if (skip >= 0) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s.text_hidden.npy", prefix);
+    size_t shape[3] = {(size_t)rows, (size_t)T, (size_t)W};
+    rc = cc_npy_write_f32(path, out, 3, shape) != CLIPCL_OK ? cli_error("embed") : 0;
+    if (!rc) rc = write_outputs(prefix, "text", NULL, (size_t)rows, 0, kept);
+  } else {
+    rc = write_outputs(prefix, "text", out, (size_t)rows, E, kept);
+  }
 done:
   clipcl_tokenizer_free(tk);
   cli_free_lines(lines, n);
   free(kept);
   free(ids);
-  free(emb);
+  free(out);
   return rc;
 }
 
 int cmd_embed(int argc, char **argv) {
   const char *model = NULL, *config = NULL, *images = NULL, *texts = NULL, *out = NULL, *device = NULL, *v;
   long chunk = 64, workers = 0;
+  int skip = -1; /* --hidden-states: final blocks left out; -1 = embeddings */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--model")) {
       if (!(model = cli_value("embed", argc, argv, &i))) return 2;
@@ -186,16 +199,32 @@ int cmd_embed(int argc, char **argv) {
       if (!(v = cli_value("embed", argc, argv, &i)) || cli_int("embed", "--batch", v, 1, 4096, &chunk)) return 2;
     } else if (!strcmp(argv[i], "--workers")) {
       if (!(v = cli_value("embed", argc, argv, &i)) || cli_int("embed", "--workers", v, 0, 256, &workers)) return 2;
+    } else if (!strcmp(argv[i], "--hidden-states")) {
+      if (!(v = cli_value("embed", argc, argv, &i))) return 2;
+      if (!strcmp(v, "last")) skip = CLIPCL_HIDDEN_LAST;
+      else if (!strcmp(v, "penultimate")) skip = CLIPCL_HIDDEN_PENULTIMATE;
+      else {
+        fprintf(stderr, "clipcl embed: --hidden-states %s: expected last or penultimate\n", v);
+        return 2;
+      }
     } else if (!strcmp(argv[i], "--help")) {
       printf("usage: clipcl embed --model M.safetensors [--model-config NAME|FILE] [--images DIR|LIST.txt|IMAGE]\n"
              "                    [--texts FILE.txt] --out PREFIX [--batch N] [--workers N] [--device D]\n"
              "Writes PREFIX.image.npy + PREFIX.image.txt (paths in row order) and/or PREFIX.text.npy +\n"
-             "PREFIX.text.txt: float32 N x embed_dim, L2-normalised. Unreadable images are skipped.\n");
+             "PREFIX.text.txt: float32 N x embed_dim, L2-normalised. Unreadable images are skipped.\n"
+             "  --hidden-states last|penultimate   with --texts: PREFIX.text_hidden.npy (N x context x text\n"
+             "      width, float32) instead of PREFIX.text.npy: the last (or the one before the last) text\n"
+             "      block's output through the final LayerNorm, as Stable Diffusion 1.x (2.x) conditions on;\n"
+             "      last = Hugging Face CLIPTextModel's last_hidden_state\n");
       return 0;
     } else {
       fprintf(stderr, "clipcl embed: unknown option '%s'\n", argv[i]);
       return 2;
     }
+  }
+  if (skip >= 0 && !texts) {
+    fprintf(stderr, "clipcl embed: --hidden-states needs --texts\n");
+    return 2;
   }
   if (!model || !out || (!images && !texts)) {
     fprintf(stderr, "usage: clipcl embed --model M.safetensors (--images DIR|LIST.txt|IMAGE | --texts FILE.txt) "
@@ -209,7 +238,7 @@ int cmd_embed(int argc, char **argv) {
   if (m) {
     rc = 0;
     if (images) rc |= embed_images(m, images, out, (int)chunk, (int)workers);
-    if (texts && !rc) rc |= embed_texts(m, texts, out);
+    if (texts && !rc) rc |= embed_texts(m, texts, out, skip);
     clipcl_model_free(m);
   }
   clipcl_device_profile_report(dev, stderr);

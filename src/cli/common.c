@@ -16,12 +16,36 @@ int cli_error(const char *cmd) {
   return 1;
 }
 
+/* Once per process: the first run on a device compiles every kernel it
+ * uses, which takes from seconds to minutes with nothing else to show. */
+static void on_build(void *user, const char *file, const char *cache_dir) {
+  static int told;
+  (void)file;
+  if (told) return;
+  told = 1;
+  if (cache_dir)
+    fprintf(stderr, "clipcl: compiling the OpenCL kernels for %s (first run only: they are cached in %s)\n",
+            (const char *)user, cache_dir);
+  else
+    fprintf(stderr, "clipcl: compiling the OpenCL kernels for %s (not cached: CLIPCL_CACHE_DIR=off)\n",
+            (const char *)user);
+}
+
+void cli_announce_builds(clipcl_device *dev) {
+  static char name[256];
+  clipcl_device_info info;
+  if (clipcl_device_get_info(dev, &info) == CLIPCL_OK) snprintf(name, sizeof name, "%s", info.name);
+  else snprintf(name, sizeof name, "this device");
+  clipcl_device_set_build_callback(dev, on_build, name);
+}
+
 clipcl_device *cli_open_device(const char *cmd, const char *spec) {
   clipcl_device *d = NULL;
   if (clipcl_device_open(spec, &d) != CLIPCL_OK) {
     cli_error(cmd);
     return NULL;
   }
+  cli_announce_builds(d);
   return d;
 }
 

@@ -4,14 +4,12 @@
  * labelled data set from a folder or a CSV, printing skipped samples and
  * progress, and writing a library JSON report with a few keys added.
  * Not here: the commands themselves (cmd_<name>.c) or any metric. */
-#define _DEFAULT_SOURCE /* isatty */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "io/atomic.h"
@@ -58,29 +56,21 @@ int cli_eval_opt(const char *cmd, int argc, char **argv, int *i, cli_eval_opts *
 static void on_bad(void *user, const clipcl_bad_sample *b) {
   cli_session *s = user;
   s->skipped++;
-  if (s->progress_shown) fprintf(stderr, "\n"), s->progress_shown = 0;
+  cli_progress_break(&s->progress);
   fprintf(stderr, "clipcl %s: skipped %s: %s\n", s->cmd, b->source, b->reason);
 }
 
 static void on_progress(void *user, const char *stage, int64_t done, int64_t total) {
   cli_session *s = user;
-  if (!s->tty) return;
-  if (total > 0)
-    fprintf(stderr, "\r%s %lld/%lld ", stage, (long long)done, (long long)total);
-  else
-    fprintf(stderr, "\r%s %lld ", stage, (long long)done);
-  s->progress_shown = 1;
+  cli_progress_update(&s->progress, stage, done, total);
 }
 
-void cli_progress_end(cli_session *s) {
-  if (s->progress_shown) fprintf(stderr, "\n");
-  s->progress_shown = 0;
-}
+void cli_progress_end(cli_session *s) { cli_progress_break(&s->progress); }
 
 int cli_session_open(cli_session *s, const char *cmd, const cli_eval_opts *o, int need_tokenizer) {
   memset(s, 0, sizeof *s);
   s->cmd = cmd;
-  s->tty = isatty(2);
+  cli_progress_init_tty(&s->progress);
   clipcl_eval_options_init(&s->eval);
   s->eval.batch = (int)o->batch;
   s->eval.workers = (int)o->workers;

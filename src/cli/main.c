@@ -30,7 +30,15 @@ static void usage(FILE *f) {
   fprintf(f, "\n`clipcl <command> --help` describes a command.\n");
 }
 
+/* The library's notices (one-time tuning of a new device) go to stderr, on
+ * their own line even while a progress line is being redrawn. */
+static void print_notice(const char *msg, void *user) {
+  (void)user;
+  fprintf(stderr, "clipcl: %s\n", msg);
+}
+
 int main(int argc, char **argv) {
+  clipcl_set_notice_handler(print_notice, NULL);
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

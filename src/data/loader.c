@@ -167,10 +167,23 @@ static void shuffle_u32(uint32_t *v, uint64_t n, uint64_t rng) {
   }
 }
 
+/* This loader's positions of a shared epoch order: blocks dealt round-robin. */
+static int mine(const clipcl_loader *l, int64_t k) {
+  if (l->o.shard_count <= 1) return 1;
+  return (k / l->o.shard_block) % l->o.shard_count == l->o.shard_index;
+}
+
 static void produce_map(clipcl_loader *l) {
   int64_t n = (int64_t)l->ds->nrows;
   int64_t epoch = l->start_epoch, k = l->start_index;
   for (;;) {
+    if (k < n && !mine(l, k)) {
+      /* skip to the start of this loader's next block */
+      int64_t b = l->o.shard_block, R = l->o.shard_count;
+      int64_t blk = k / b, next = blk + (l->o.shard_index - blk % R + R) % R;
+      k = next * b > k ? next * b : k + 1;
+      continue;
+    }
     if (k < n) {
       int64_t row = k;
       if (l->o.training) {
@@ -239,9 +252,12 @@ static void produce_tar(clipcl_loader *l) {
       }
     }
     uint64_t srng = cc_data_seed(l->o.seed, P_SHUFFLE, (uint64_t)so.epoch, 0);
+    if (l->o.shard_count > 1) /* each slice shuffles its own stream */
+      srng = cc_data_seed(l->o.seed, P_SHUFFLE, (uint64_t)so.epoch, (uint64_t)l->o.shard_index + 1);
     int nbuf = 0;
     so.k = 0;
     for (int si = 0; si < nsh && !stop; si++) {
+      if (l->o.shard_count > 1 && si % l->o.shard_count != l->o.shard_index) continue;
       cc_tar_reader *r;
       if (cc_tar_reader_open(ds->shards[order[si]], &r) != CLIPCL_OK) {
         producer_fail(l, clipcl_last_error());
@@ -487,6 +503,17 @@ clipcl_status clipcl_loader_create(clipcl_dataset *ds, const clipcl_loader_optio
   if (o.min_seen_for_bad < 1) o.min_seen_for_bad = 1;
   if (o.prefetch_batches < 1) o.prefetch_batches = 1;
   if (o.prefetch_batches > 64) o.prefetch_batches = 64;
+  if (o.shard_count > 1) {
+    if (o.shard_index < 0 || o.shard_index >= o.shard_count)
+      return cc_fail(CLIPCL_ERR_ARG, "loader: slice %d of %d does not exist", o.shard_index, o.shard_count);
+    if (o.shard_block <= 0) o.shard_block = o.batch_size;
+    if (ds->kind == CLIPCL_DATA_TAR && ds->nshards < o.shard_count)
+      return cc_fail(CLIPCL_ERR_ARG, "%s: %d shard(s) cannot be split %d ways (each slice needs one)", ds->spec,
+                     ds->nshards, o.shard_count);
+  } else {
+    o.shard_count = 1;
+    o.shard_index = 0;
+  }
   if (o.shuffle_buffer < 0 || o.shuffle_buffer > (1 << 24))
     return cc_fail(CLIPCL_ERR_ARG, "loader: shuffle buffer %d is outside 0..%d", o.shuffle_buffer, 1 << 24);
   int map = ds->kind != CLIPCL_DATA_TAR;

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "clipcl.h"
+#include "io/atomic.h" /* cc_buf_save */
 #include "util/buf.h"
 
 /* ---- scores ------------------------------------------------------------- */

@@ -84,7 +84,7 @@ clipcl_status clipcl_zeroshot_json(const clipcl_zeroshot_metrics *m, const char 
   if (!out) return cc_fail(CLIPCL_ERR_ARG, "zero-shot JSON: no output");
   *out = NULL;
   CC_TRY(check_metrics(m, "zero-shot JSON"));
-  json_t *root;
+  json_t *root = NULL;
   CC_TRY(build_json(m, classnames, &root));
   *out = json_dumps(root, JSON_FLAGS);
   json_decref(root);

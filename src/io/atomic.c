@@ -260,3 +260,17 @@ clipcl_status cc_atomic_write_file(const char *path, const void *data, size_t n)
   }
   return cc_atomic_commit(a);
 }
+
+clipcl_status cc_buf_save(const cc_buf *b, const char *path) {
+  if (b->oom) return cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory while formatting", path);
+  return cc_atomic_write_file(path, b->p ? b->p : "", b->len);
+}
+
+clipcl_status cc_save_line(const char *path, const char *text) {
+  cc_buf b = {0};
+  cc_buf_str(&b, text);
+  cc_buf_str(&b, "\n");
+  clipcl_status st = cc_buf_save(&b, path);
+  cc_buf_free(&b);
+  return st;
+}

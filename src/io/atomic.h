@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "clipcl.h"
+#include "util/buf.h"
 
 typedef struct cc_atomic cc_atomic;
 
@@ -48,6 +49,10 @@ int cc_atomic_remove_stale(const char *dir);
 
 /* Whole buffer in one call. */
 clipcl_status cc_atomic_write_file(const char *path, const void *data, size_t n);
+/* A text buffer (util/buf.h) to path; CLIPCL_ERR_NOMEM if an append failed. */
+clipcl_status cc_buf_save(const cc_buf *b, const char *path);
+/* Text and a final newline to path (JSON files). */
+clipcl_status cc_save_line(const char *path, const char *text);
 
 /* Test hook, per thread, one-shot: the next atomic write on this thread fails
  * with CLIPCL_ERR_IO once it has written `after_bytes` bytes to the

@@ -29,6 +29,7 @@ static const rule whole[] = {
     {"ln_final.bias", "text_model.final_layer_norm.bias", CC_XF_IDENTITY, 0},
     {"text_projection", "text_projection.weight", CC_XF_TRANSPOSE, 0},
     {"logit_scale", "logit_scale", CC_XF_IDENTITY, 0},
+    {"logit_bias", "logit_bias", CC_XF_IDENTITY, 0}, /* SigLIP */
 };
 
 /* Within one residual block. q, k, v stay in that order: it is the row order
@@ -154,7 +155,7 @@ clipcl_status cc_name_openai_to_hf(const char *openai, cc_name_map out[3], int *
 }
 
 cc_naming cc_name_kind(const char *name) {
-  if (!name || strcmp(name, "logit_scale") == 0) return CC_NAMING_UNKNOWN;
+  if (!name || strcmp(name, "logit_scale") == 0 || strcmp(name, "logit_bias") == 0) return CC_NAMING_UNKNOWN;
   cc_name_map m[3];
   int n;
   /* The last error message is the caller's; probing must not replace it. */

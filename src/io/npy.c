@@ -35,14 +35,14 @@ struct cc_npy_writer {
 };
 
 static clipcl_status check_shape(const char *path, int ndim, const size_t *shape, uint64_t *numel) {
-  if (ndim != 1 && ndim != 2)
-    return cc_fail(CLIPCL_ERR_ARG, "%s: .npy writer takes 1-D or 2-D arrays, not %d-D", path, ndim);
+  if (ndim < 1 || ndim > 3)
+    return cc_fail(CLIPCL_ERR_ARG, "%s: .npy writer takes 1-D to 3-D arrays, not %d-D", path, ndim);
   if (!shape) return cc_fail(CLIPCL_ERR_ARG, "%s: no shape", path);
   uint64_t n = shape[0];
-  if (ndim == 2) {
-    if (shape[1] && n > UINT64_MAX / 4 / shape[1])
-      return cc_fail(CLIPCL_ERR_ARG, "%s: shape %zu x %zu overflows", path, shape[0], shape[1]);
-    n *= shape[1];
+  for (int d = 1; d < ndim; d++) {
+    if (shape[d] && n > UINT64_MAX / 4 / shape[d])
+      return cc_fail(CLIPCL_ERR_ARG, "%s: shape %zu x %zu ... overflows", path, shape[0], shape[1]);
+    n *= shape[d];
   }
   if (n > UINT64_MAX / 4 || n > SIZE_MAX) return cc_fail(CLIPCL_ERR_ARG, "%s: array too large", path);
   *numel = n;
@@ -55,7 +55,8 @@ static clipcl_status check_shape(const char *path, int ndim, const size_t *shape
 static size_t make_header(unsigned char *out, size_t cap, int ndim, const size_t *shape) {
   char dict[160], dims[64];
   if (ndim == 1) snprintf(dims, sizeof dims, "(%zu,)", shape[0]);
-  else snprintf(dims, sizeof dims, "(%zu, %zu)", shape[0], shape[1]);
+  else if (ndim == 2) snprintf(dims, sizeof dims, "(%zu, %zu)", shape[0], shape[1]);
+  else snprintf(dims, sizeof dims, "(%zu, %zu, %zu)", shape[0], shape[1], shape[2]);
   int d0 = snprintf(NULL, 0, "%zu", shape[0]);
   int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }%*s", dims,
                    d0 < 21 ? 21 - d0 : 0, "");

@@ -43,7 +43,10 @@ clipcl_status clipcl_model_load(clipcl_device *dev, const char *path, const clip
     return s;
   }
   snprintf(m->tokenizer, sizeof m->tokenizer, "%s", info.tokenizer);
+  snprintf(m->path, sizeof m->path, "%s", path);
   m->config_source = info.config_source;
+  m->no_vision = info.no_vision;
+  m->no_text_proj = info.no_text_proj;
   *out = m;
   return CLIPCL_OK;
 }
@@ -54,7 +57,16 @@ const char *clipcl_model_config_source(const clipcl_model *m) {
                                                  : "override";
 }
 
+/* What a model loaded from a text-only file cannot do. */
+static clipcl_status refuse_partial(const clipcl_model *m, int need_vision, int need_proj, const char *what) {
+  if ((need_vision && m->no_vision) || (need_proj && m->no_text_proj))
+    return cc_fail(CLIPCL_ERR_UNSUPPORTED, "%s: %s holds a text tower only (no %s): it gives text hidden states",
+                   what, m->path, m->no_vision && need_vision ? "image tower" : "text projection");
+  return CLIPCL_OK;
+}
+
 clipcl_status clipcl_model_save(clipcl_model *m, const char *path, int hf_names) {
+  CC_TRY(refuse_partial(m, 1, 1, "saving"));
   float *host = malloc(m->L.total * sizeof *host);
   if (!host) return cc_fail(CLIPCL_ERR_NOMEM, "out of host memory saving %s", path);
   clipcl_status s = cc_model_get_params(m, host);
@@ -94,6 +106,7 @@ static void normalise_rows(float *x, int n, int E) {
 }
 
 clipcl_status clipcl_model_encode_images(clipcl_model *m, const float *pixels, int n, float *emb) {
+  CC_TRY(refuse_partial(m, 1, 0, "image embeddings"));
   if (n <= 0) return CLIPCL_OK;
   int chunk = n < IMAGE_CHUNK ? n : IMAGE_CHUNK, E = m->L.cfg.embed_dim, S = m->L.cfg.vision.image_size;
   CC_TRY(cc_model_workspace(m, 1, chunk, 0));
@@ -109,6 +122,7 @@ clipcl_status clipcl_model_encode_images(clipcl_model *m, const float *pixels, i
 }
 
 clipcl_status clipcl_model_encode_texts(clipcl_model *m, const int32_t *ids, int n, float *emb) {
+  CC_TRY(refuse_partial(m, 0, 1, "text embeddings"));
   if (n <= 0) return CLIPCL_OK;
   int chunk = n < TEXT_CHUNK ? n : TEXT_CHUNK, E = m->L.cfg.embed_dim, T = m->L.cfg.text.context_length;
   CC_TRY(cc_model_workspace(m, 0, chunk, 0));
@@ -119,5 +133,29 @@ clipcl_status clipcl_model_encode_texts(clipcl_model *m, const int32_t *ids, int
     CC_TRY(cc_read(m->rt, m->txt.feat, emb + (size_t)i * E, (size_t)b * E));
   }
   normalise_rows(emb, n, E);
+  return CLIPCL_OK;
+}
+
+clipcl_status clipcl_model_text_hidden_states(clipcl_model *m, const int32_t *ids, int n, int skip, float *out) {
+  if (!m || n < 0 || (n && (!ids || !out))) return cc_fail(CLIPCL_ERR_ARG, "hidden states: bad arguments");
+  if (n == 0) return CLIPCL_OK;
+  const cc_layout *L = &m->L;
+  int T = L->cfg.text.context_length, C = L->txt.C, V = L->cfg.text.vocab_size;
+  if (skip < 0 || skip >= L->txt.layers)
+    return cc_fail(CLIPCL_ERR_ARG, "hidden states: layer %d from the end does not exist (the text tower has %d)",
+                   skip, L->txt.layers);
+  for (size_t i = 0; i < (size_t)n * T; i++)
+    if (ids[i] < 0 || ids[i] >= V)
+      return cc_fail(CLIPCL_ERR_ARG, "hidden states: text %zu, position %zu: token id %d is outside the vocabulary (%d)",
+                     i / T, i % T, ids[i], V);
+  int chunk = n < TEXT_CHUNK ? n : TEXT_CHUNK;
+  CC_TRY(cc_model_workspace(m, 0, chunk, 0));
+  for (int i = 0; i < n; i += chunk) {
+    int b = n - i < chunk ? n - i : chunk;
+    cc_view h;
+    CC_TRY(cc_write(m->rt, m->txt.ids, ids + (size_t)i * T, (size_t)b * T));
+    CC_TRY(cc_text_hidden_forward(m, b, skip, &h));
+    CC_TRY(cc_read(m->rt, h, out + (size_t)i * T * C, (size_t)b * T * C));
+  }
   return CLIPCL_OK;
 }

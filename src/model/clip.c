@@ -41,8 +41,81 @@ void clipcl_model_free(clipcl_model *m) {
   cc_arena_free(&m->head.ar);
   cc_arena_free(&m->gar);
   cc_arena_free(&m->par);
+  cc_arena_free(&m->pk);
+  free(m->pk_map);
   cc_layout_free(&m->L);
   free(m);
+}
+
+/* ---- packed weights for inference ------------------------------------------- */
+
+void cc_model_params_changed(cc_model *m) {
+  if (m->pk_state == 1) m->pk_state = 0;
+}
+
+/* Builds (or rebuilds, after a parameter change) the packed copies of every
+ * block's four linear weights in both towers. */
+static clipcl_status pack_weights(cc_model *m) {
+  if (m->pk_state != 0 || m->has_grads) return CLIPCL_OK;
+  const char *e = getenv("CLIPCL_PACK_WEIGHTS");
+  if (e && !strcmp(e, "0")) {
+    m->pk_state = -1;
+    return CLIPCL_OK;
+  }
+  const cc_tower_dims *towers[2] = {&m->L.vis, &m->L.txt};
+  int n = 0;
+  for (int t = 0; t < 2; t++) n += 4 * towers[t]->layers;
+  cc_pk_entry *map = calloc((size_t)n, sizeof *map);
+  int *rows = calloc((size_t)n, sizeof *rows), *cols = calloc((size_t)n, sizeof *cols);
+  size_t *sz = calloc((size_t)n, sizeof *sz), total = 0;
+  clipcl_status s = map && rows && cols && sz ? CLIPCL_OK : cc_fail(CLIPCL_ERR_NOMEM, "out of host memory");
+  int k = 0;
+  for (int t = 0; t < 2 && !s; t++) {
+    if (t == 0 && m->no_vision) continue;
+    const cc_tower_dims *d = towers[t];
+    for (int l = 0; l < d->layers; l++) {
+      const cc_block_off *o = &d->blk[l];
+      size_t offs[4] = {o->qkv_w, o->out_w, o->fc_w, o->proj_w};
+      int r[4] = {3 * d->C, d->C, d->M, d->C}, c[4] = {d->C, d->C, d->C, d->M}; /* (out, in) */
+      for (int i = 0; i < 4 && !s; i++, k++) {
+        map[k].off = offs[i], rows[k] = r[i], cols[k] = c[i];
+        s = cc_gemm_pack_b(m->rt, &map[k].p, cc_none(), c[i], 1, r[i], c[i], &sz[k]);
+        if (!s && sz[k] == 0) { /* this device's GEMM takes no packed B */
+          m->pk_state = -1;
+          goto done;
+        }
+        total += sz[k];
+      }
+    }
+  }
+  if (!s) {
+    cc_arena_free(&m->pk);
+    s = cc_arena_init(&m->pk, m->rt, "packed weights", total);
+  }
+  for (int i = 0; i < k && !s; i++) {
+    s = cc_arena_alloc(&m->pk, sz[i], &map[i].p.v);
+    if (!s) s = cc_gemm_pack_b(m->rt, &map[i].p, cc_P(m, map[i].off), cols[i], 1, rows[i], cols[i], &sz[i]);
+  }
+  if (!s) {
+    free(m->pk_map);
+    m->pk_map = map, map = NULL;
+    m->npk = k;
+    m->pk_state = 1;
+  }
+done:
+  free(map);
+  free(rows);
+  free(cols);
+  free(sz);
+  return s;
+}
+
+/* The packed copy of the weight at params offset off, if there is one. */
+static cc_packed packed_w(const cc_model *m, size_t off) {
+  if (m->pk_state == 1 && !m->has_grads)
+    for (int i = 0; i < m->npk; i++)
+      if (m->pk_map[i].off == off) return m->pk_map[i].p;
+  return (cc_packed){{NULL, 0}, 0};
 }
 
 clipcl_status cc_model_enable_grads(cc_model *m) {
@@ -59,6 +132,7 @@ clipcl_status cc_model_zero_grads(cc_model *m) {
 }
 
 clipcl_status cc_model_set_params(cc_model *m, const float *host) {
+  cc_model_params_changed(m);
   return cc_write(m->rt, m->params, host, m->L.total);
 }
 
@@ -69,14 +143,25 @@ clipcl_status cc_model_get_params(cc_model *m, float *host) { return cc_read(m->
 /* Element counts are checked against overflow before any allocation. */
 static clipcl_status ws_alloc(cc_arena *a, size_t n, cc_view *v) { return cc_arena_alloc(a, n, v); }
 
+/* How much a workspace kind keeps: inference < checkpointing < everything. */
+static int keeps(int save) { return save == CC_WS_FULL ? 2 : save == CC_WS_CKPT ? 1 : 0; }
+
+static size_t arena_bytes(const cc_arena *a) {
+  size_t n = 0;
+  for (int i = 0; i < a->nblocks; i++) n += a->used[i];
+  return n * 4;
+}
+
+size_t cc_model_activation_bytes(const cc_model *m) { return arena_bytes(&m->vis.ar) + arena_bytes(&m->txt.ar); }
+
 clipcl_status cc_model_workspace(cc_model *m, int vision, int cap, int save) {
   cc_tower_ws *w = vision ? &m->vis : &m->txt;
-  if (w->cap >= cap && w->save >= save && w->blk) return CLIPCL_OK;
+  if (w->cap >= cap && keeps(w->save) >= keeps(save) && w->blk) return CLIPCL_OK;
   /* Growing never drops what an earlier user needs (inference batches
    * between training steps must not take away the saved activations). */
   if (w->blk) {
     if (w->cap > cap) cap = w->cap;
-    if (w->save > save) save = w->save;
+    if (keeps(w->save) > keeps(save)) save = w->save;
   }
   ws_free(w);
   return cc_tower_ws_build(w, &m->L, m->rt, 0, vision, cap, save);
@@ -98,7 +183,8 @@ clipcl_status cc_tower_ws_build(cc_tower_ws *w, const cc_layout *L, cc_rt *rt, u
   w->blk = calloc((size_t)d->layers, sizeof *w->blk);
   if (!w->blk) return cc_fail(CLIPCL_ERR_NOMEM, "out of host memory");
   size_t per_layer = BT * (C * 6 + 3 * C * 2 + M * 2) + BT * 4 + B * H * T * T;
-  size_t expect = (save ? (size_t)d->layers : 1) * per_layer + BT * C * 8 + BT * M * 2;
+  size_t expect = (save == CC_WS_FULL ? (size_t)d->layers : 1) * per_layer + BT * C * (8 + (size_t)d->layers) +
+                  BT * M * 2;
   const char *name = vision ? "vision activations" : "text activations";
   if (rt) CC_TRY(cc_arena_init(&w->ar, rt, name, expect));
   else CC_TRY(cc_arena_init_count(&w->ar, name, expect, max_alloc));
@@ -106,8 +192,10 @@ clipcl_status cc_tower_ws_build(cc_tower_ws *w, const cc_layout *L, cc_rt *rt, u
   CC_TRY(ws_alloc(a, BT * C, &w->x0));
   for (int l = 0; l < d->layers; l++) {
     cc_block_acts *k = &w->blk[l];
-    if (!save && l > 0) {
+    if (save != CC_WS_FULL && l > 0) {
       *k = w->blk[0];
+      /* checkpointing keeps every block's output: the next block's input */
+      if (save == CC_WS_CKPT) CC_TRY(ws_alloc(a, BT * C, &k->res_out));
       continue;
     }
     CC_TRY(ws_alloc(a, BT * C, &k->ln1));
@@ -188,25 +276,42 @@ clipcl_status cc_head_ws_build(cc_head_ws *h, const cc_layout *L, cc_rt *rt, uin
 
 /* ---- residual blocks -------------------------------------------------------- */
 
-static clipcl_status blocks_forward(cc_model *m, const cc_tower_dims *d, cc_tower_ws *w, int B, int causal) {
+/* Block l from its input x into w->blk[l]. */
+static clipcl_status block_forward(cc_model *m, const cc_tower_dims *d, cc_tower_ws *w, int l, cc_view x, int B,
+                                   int causal) {
   cc_rt *rt = m->rt;
   int N = B * d->T, C = d->C, M = d->M, quick = m->L.cfg.quick_gelu;
+  const cc_block_off *o = &d->blk[l];
+  cc_block_acts *a = &w->blk[l];
+  CC_TRY(cc_layernorm_fwd(rt, a->ln1, a->mean1, a->rstd1, x, cc_P(m, o->ln1_w), cc_P(m, o->ln1_b), N, C));
+  CC_TRY(cc_linear_fwd_epi(rt, a->qkv, a->ln1, cc_P(m, o->qkv_w), cc_P(m, o->qkv_b), cc_none(), CC_ACT_NONE,
+                           cc_none(), packed_w(m, o->qkv_w), N, C, 3 * C));
+  CC_TRY(cc_attention_fwd(rt, a->atty, a->qkvr, a->att, a->qkv, B, d->T, C, d->H, causal));
+  /* residual adds and the activation ride in the GEMM epilogue: one pass
+   * over the (N,C) and (N,M) activations fewer each */
+  CC_TRY(cc_linear_fwd_epi(rt, a->res_mid, a->atty, cc_P(m, o->out_w), cc_P(m, o->out_b), x, CC_ACT_NONE,
+                           cc_none(), packed_w(m, o->out_w), N, C, C));
+  CC_TRY(cc_layernorm_fwd(rt, a->ln2, a->mean2, a->rstd2, a->res_mid, cc_P(m, o->ln2_w), cc_P(m, o->ln2_b), N,
+                          C));
+  int act = quick ? CC_ACT_QUICKGELU : CC_ACT_GELU;
+  if (w->save) /* the backward needs both: fc for GELU's derivative, fca for proj's weight gradient */
+    CC_TRY(cc_linear_fwd_epi(rt, a->fc, a->ln2, cc_P(m, o->fc_w), cc_P(m, o->fc_b), cc_none(), act, a->fca,
+                             packed_w(m, o->fc_w), N, C, M));
+  else
+    CC_TRY(cc_linear_fwd_epi(rt, a->fca, a->ln2, cc_P(m, o->fc_w), cc_P(m, o->fc_b), cc_none(), act, cc_none(),
+                             packed_w(m, o->fc_w), N, C, M));
+  CC_TRY(cc_linear_fwd_epi(rt, a->res_out, a->fca, cc_P(m, o->proj_w), cc_P(m, o->proj_b), a->res_mid,
+                           CC_ACT_NONE, cc_none(), packed_w(m, o->proj_w), N, M, C));
+  return CLIPCL_OK;
+}
+
+/* Runs the first `layers` blocks (all of them for the towers' outputs). */
+static clipcl_status blocks_forward(cc_model *m, const cc_tower_dims *d, cc_tower_ws *w, int B, int causal,
+                                    int layers) {
   cc_view x = w->x0;
-  for (int l = 0; l < d->layers; l++) {
-    const cc_block_off *o = &d->blk[l];
-    cc_block_acts *a = &w->blk[l];
-    CC_TRY(cc_layernorm_fwd(rt, a->ln1, a->mean1, a->rstd1, x, cc_P(m, o->ln1_w), cc_P(m, o->ln1_b), N, C));
-    CC_TRY(cc_linear_fwd(rt, a->qkv, a->ln1, cc_P(m, o->qkv_w), cc_P(m, o->qkv_b), N, C, 3 * C));
-    CC_TRY(cc_attention_fwd(rt, a->atty, a->qkvr, a->att, a->qkv, B, d->T, C, d->H, causal));
-    CC_TRY(cc_linear_fwd(rt, a->res_mid, a->atty, cc_P(m, o->out_w), cc_P(m, o->out_b), N, C, C));
-    CC_TRY(cc_add_fwd(rt, a->res_mid, a->res_mid, x, (size_t)N * C));
-    CC_TRY(cc_layernorm_fwd(rt, a->ln2, a->mean2, a->rstd2, a->res_mid, cc_P(m, o->ln2_w), cc_P(m, o->ln2_b), N,
-                            C));
-    CC_TRY(cc_linear_fwd(rt, a->fc, a->ln2, cc_P(m, o->fc_w), cc_P(m, o->fc_b), N, C, M));
-    CC_TRY(cc_gelu_fwd(rt, a->fca, a->fc, (size_t)N * M, quick));
-    CC_TRY(cc_linear_fwd(rt, a->res_out, a->fca, cc_P(m, o->proj_w), cc_P(m, o->proj_b), N, M, C));
-    CC_TRY(cc_add_fwd(rt, a->res_out, a->res_out, a->res_mid, (size_t)N * C));
-    x = a->res_out;
+  for (int l = 0; l < layers; l++) {
+    CC_TRY(block_forward(m, d, w, l, x, B, causal));
+    x = w->blk[l].res_out;
   }
   return CLIPCL_OK;
 }
@@ -220,6 +325,9 @@ static clipcl_status blocks_backward(cc_model *m, const cc_tower_dims *d, cc_tow
     const cc_block_off *o = &d->blk[l];
     cc_block_acts *a = &w->blk[l];
     cc_view x = l == 0 ? w->x0 : w->blk[l - 1].res_out;
+    /* checkpointing: the shared buffers hold the last block's forward; the
+     * others are recomputed from their kept input (same kernels, same bits) */
+    if (w->save == CC_WS_CKPT && l < d->layers - 1) CC_TRY(block_forward(m, d, w, l, x, B, causal));
     /* MLP branch: res_out = res_mid + c_proj(act(c_fc(ln_2(res_mid)))) */
     CC_TRY(cc_linear_bwd_set(rt, w->dfca, cc_G(m, o->proj_w), cc_G(m, o->proj_b), w->dres, a->fca,
                              cc_P(m, o->proj_w), N, M, C));
@@ -237,6 +345,7 @@ static clipcl_status blocks_backward(cc_model *m, const cc_tower_dims *d, cc_tow
                              cc_P(m, o->qkv_w), N, C, 3 * C));
     CC_TRY(cc_layernorm_bwd(rt, w->dres, cc_G(m, o->ln1_w), cc_G(m, o->ln1_b), w->dln, x, cc_P(m, o->ln1_w),
                             a->mean1, a->rstd1, N, C));
+    if (m->on_block_grads) m->on_block_grads(m->on_block_user, w->vision, l);
   }
   return CLIPCL_OK;
 }
@@ -277,13 +386,14 @@ static clipcl_status check_batch(const cc_tower_ws *w, int B, const char *what) 
 clipcl_status cc_vision_forward(cc_model *m, int B) {
   cc_tower_ws *w = &m->vis;
   CC_TRY(check_batch(w, B, "image"));
+  CC_TRY(pack_weights(m));
   const cc_layout *L = &m->L;
   int C = L->vis.C, P = L->vis.T - 1, S = L->cfg.vision.image_size, p = L->cfg.vision.patch_size;
   CC_TRY(cc_patch_embed_fwd(m->rt, w->patches, w->cols, w->pixels, cc_P(m, L->v_conv), B, S, p, C));
   CC_TRY(cc_vit_embed_fwd(m->rt, w->emb, w->patches, cc_P(m, L->v_cls), cc_P(m, L->v_pos), B, P, C));
   CC_TRY(cc_layernorm_fwd(m->rt, w->x0, w->pre_mean, w->pre_rstd, w->emb, cc_P(m, L->v_lnpre_w),
                           cc_P(m, L->v_lnpre_b), B * L->vis.T, C));
-  CC_TRY(blocks_forward(m, &L->vis, w, B, 0));
+  CC_TRY(blocks_forward(m, &L->vis, w, B, 0, L->vis.layers));
   cc_view last = w->blk[L->vis.layers - 1].res_out;
   CC_TRY(cc_gather_rows_fwd(m->rt, w->pooled, last, cc_none(), B, L->vis.T, C));
   return pool_head_forward(m, w, B, C, L->v_lnpost_w, L->v_lnpost_b, L->v_proj);
@@ -292,19 +402,39 @@ clipcl_status cc_vision_forward(cc_model *m, int B) {
 clipcl_status cc_text_forward(cc_model *m, int B) {
   cc_tower_ws *w = &m->txt;
   CC_TRY(check_batch(w, B, "text"));
+  CC_TRY(pack_weights(m));
   const cc_layout *L = &m->L;
   int C = L->txt.C, T = L->txt.T;
   CC_TRY(cc_tok_embed_fwd(m->rt, w->x0, w->ids, cc_P(m, L->t_tok), cc_P(m, L->t_pos), B, T, C, L->vocab));
-  CC_TRY(blocks_forward(m, &L->txt, w, B, 1));
+  CC_TRY(blocks_forward(m, &L->txt, w, B, 1, L->txt.layers));
   CC_TRY(cc_argmax_rows(m->rt, w->eot, w->ids, B, T));
   cc_view last = w->blk[L->txt.layers - 1].res_out;
   CC_TRY(cc_gather_rows_fwd(m->rt, w->pooled, last, w->eot, B, T, C));
   return pool_head_forward(m, w, B, C, L->t_lnf_w, L->t_lnf_b, L->t_proj);
 }
 
+clipcl_status cc_text_hidden_forward(cc_model *m, int B, int skip, cc_view *out) {
+  cc_tower_ws *w = &m->txt;
+  CC_TRY(check_batch(w, B, "text"));
+  CC_TRY(pack_weights(m));
+  const cc_layout *L = &m->L;
+  int C = L->txt.C, T = L->txt.T, n = L->txt.layers - skip;
+  if (skip < 0 || n < 1)
+    return cc_fail(CLIPCL_ERR_ARG, "hidden states: cannot skip %d of the text tower's %d blocks", skip,
+                   L->txt.layers);
+  CC_TRY(cc_tok_embed_fwd(m->rt, w->x0, w->ids, cc_P(m, L->t_tok), cc_P(m, L->t_pos), B, T, C, L->vocab));
+  CC_TRY(blocks_forward(m, &L->txt, w, B, 1, n));
+  /* the first block's LayerNorm buffers are free once the blocks have run */
+  cc_block_acts *a = &w->blk[0];
+  CC_TRY(cc_layernorm_fwd(m->rt, a->ln1, a->mean1, a->rstd1, w->blk[n - 1].res_out, cc_P(m, L->t_lnf_w),
+                          cc_P(m, L->t_lnf_b), B * T, C));
+  *out = a->ln1;
+  return CLIPCL_OK;
+}
+
 static clipcl_status check_backward(const cc_model *m, const cc_tower_ws *w, int B) {
   if (!m->has_grads) return cc_fail(CLIPCL_ERR_ARG, "backward without gradients enabled");
-  if (!w->save) return cc_fail(CLIPCL_ERR_ARG, "backward needs a workspace that saves activations");
+  if (w->save == CC_WS_INFER) return cc_fail(CLIPCL_ERR_ARG, "backward needs a workspace that saves activations");
   return check_batch(w, B, "backward");
 }
 

@@ -20,21 +20,21 @@ typedef struct {
 
 #define TEXT_STD {77, 49408, 512, 8, 12, 4.0f}
 static const builtin_cfg builtins[] = {
-    {"ViT-B-32", {"ViT-B-32", 512, 0, {224, 12, 768, 32, 64, 4.0f}, TEXT_STD}},
-    {"ViT-B-32-quickgelu", {"ViT-B-32-quickgelu", 512, 1, {224, 12, 768, 32, 64, 4.0f}, TEXT_STD}},
-    {"ViT-B-16", {"ViT-B-16", 512, 0, {224, 12, 768, 16, 64, 4.0f}, TEXT_STD}},
-    {"ViT-B-16-quickgelu", {"ViT-B-16-quickgelu", 512, 1, {224, 12, 768, 16, 64, 4.0f}, TEXT_STD}},
-    {"ViT-L-14", {"ViT-L-14", 768, 0, {224, 24, 1024, 14, 64, 4.0f}, {77, 49408, 768, 12, 12, 4.0f}}},
-    {"ViT-L-14-quickgelu", {"ViT-L-14-quickgelu", 768, 1, {224, 24, 1024, 14, 64, 4.0f}, {77, 49408, 768, 12, 12, 4.0f}}},
+    {"ViT-B-32", {"ViT-B-32", 512, 0, {224, 12, 768, 32, 64, 4.0f}, TEXT_STD, 0, 0, 0}},
+    {"ViT-B-32-quickgelu", {"ViT-B-32-quickgelu", 512, 1, {224, 12, 768, 32, 64, 4.0f}, TEXT_STD, 0, 0, 0}},
+    {"ViT-B-16", {"ViT-B-16", 512, 0, {224, 12, 768, 16, 64, 4.0f}, TEXT_STD, 0, 0, 0}},
+    {"ViT-B-16-quickgelu", {"ViT-B-16-quickgelu", 512, 1, {224, 12, 768, 16, 64, 4.0f}, TEXT_STD, 0, 0, 0}},
+    {"ViT-L-14", {"ViT-L-14", 768, 0, {224, 24, 1024, 14, 64, 4.0f}, {77, 49408, 768, 12, 12, 4.0f}, 0, 0, 0}},
+    {"ViT-L-14-quickgelu", {"ViT-L-14-quickgelu", 768, 1, {224, 24, 1024, 14, 64, 4.0f}, {77, 49408, 768, 12, 12, 4.0f}, 0, 0, 0}},
     /* Small configs for CPU work. tiny: 64 px images, 8 px patches (65
      * positions), 6 layers of width 256 in each tower. micro: 32 px, 17
      * positions, 4 layers of width 128, text context 32: trains at tens to
      * hundreds of samples/s on 2 cores. */
-    {"clipcl-tiny", {"clipcl-tiny", 256, 0, {64, 6, 256, 8, 64, 4.0f}, {77, 49408, 256, 4, 6, 4.0f}}},
-    {"clipcl-micro", {"clipcl-micro", 128, 0, {32, 4, 128, 8, 32, 4.0f}, {32, 49408, 128, 4, 4, 4.0f}}},
+    {"clipcl-tiny", {"clipcl-tiny", 256, 0, {64, 6, 256, 8, 64, 4.0f}, {77, 49408, 256, 4, 6, 4.0f}, 0, 0, 0}},
+    {"clipcl-micro", {"clipcl-micro", 128, 0, {32, 4, 128, 8, 32, 4.0f}, {32, 49408, 128, 4, 4, 4.0f}, 0, 0, 0}},
     /* Odd sizes on purpose, for parity tests: 9 patches + class token, head
      * width 16 (vision) and 8 (text), vocabulary 300 (ids, not BPE). */
-    {"clipcl-test", {"clipcl-test", 24, 0, {24, 2, 48, 8, 16, 4.0f}, {11, 300, 40, 5, 2, 4.0f}}},
+    {"clipcl-test", {"clipcl-test", 24, 0, {24, 2, 48, 8, 16, 4.0f}, {11, 300, 40, 5, 2, 4.0f}, 0, 0, 0}},
 };
 #define NBUILTIN (sizeof builtins / sizeof *builtins)
 
@@ -87,7 +87,7 @@ uint64_t clipcl_config_num_params(const clipcl_config *c) {
   n += (uint64_t)t->vocab_size * tw + (uint64_t)t->context_length * tw;
   n += (uint64_t)t->layers * tower_block_params(tw, (uint64_t)mlp_width(t->width, t->mlp_ratio));
   n += 2 * tw + tw * (uint64_t)c->embed_dim + 1;
-  return n;
+  return n + (c->logit_bias ? 1 : 0);
 }
 
 /* Reads an integer member; absent keeps the default. */
@@ -151,7 +151,8 @@ clipcl_status clipcl_config_parse(const char *text, const char *src, clipcl_conf
   c.text = (clipcl_text_cfg){77, 49408, 512, 8, 12, 4.0f};
   c.embed_dim = 512;
   json_t *vis, *txt, *qg;
-  static const char *const top_ok[] = {"embed_dim", "quick_gelu", "vision_cfg", "text_cfg", "custom_text", NULL};
+  static const char *const top_ok[] = {"embed_dim",        "quick_gelu",      "vision_cfg", "text_cfg", "custom_text",
+                                       "init_logit_scale", "init_logit_bias", NULL};
   static const char *const vis_ok[] = {"image_size", "layers", "width", "patch_size", "head_width", "mlp_ratio", NULL};
   static const char *const txt_ok[] = {"context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio", NULL};
   if (!json_is_object(root)) {
@@ -174,6 +175,18 @@ clipcl_status clipcl_config_parse(const char *text, const char *src, clipcl_conf
     goto done;
   }
   c.quick_gelu = json_is_true(qg);
+  {
+    json_t *ls = json_object_get(root, "init_logit_scale"), *lb = json_object_get(root, "init_logit_bias");
+    if ((ls && !json_is_number(ls)) || (lb && !json_is_number(lb) && !json_is_null(lb))) {
+      s = cc_fail(CLIPCL_ERR_FORMAT, "%s: init_logit_scale and init_logit_bias must be numbers", src);
+      goto done;
+    }
+    if (ls) c.init_logit_scale = (float)json_number_value(ls);
+    if (lb && json_is_number(lb)) {
+      c.logit_bias = 1;
+      c.init_logit_bias = (float)json_number_value(lb);
+    }
+  }
   if ((s = get_int(vis, "image_size", &c.vision.image_size, src, "vision_cfg")) ||
       (s = get_int(vis, "layers", &c.vision.layers, src, "vision_cfg")) ||
       (s = get_int(vis, "width", &c.vision.width, src, "vision_cfg")) ||
@@ -235,6 +248,8 @@ char *clipcl_config_to_json(const clipcl_config *c) {
   json_t *root = json_pack("{s:i,s:b,s:o,s:o}", "embed_dim", c->embed_dim, "quick_gelu", c->quick_gelu,
                            "vision_cfg", v, "text_cfg", t);
   if (!root) return NULL;
+  if (c->init_logit_scale != 0) json_object_set_new(root, "init_logit_scale", json_real(c->init_logit_scale));
+  if (c->logit_bias) json_object_set_new(root, "init_logit_bias", json_real(c->init_logit_bias));
   char *s = json_dumps(root, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
   json_decref(root);
   return s;

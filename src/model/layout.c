@@ -107,7 +107,10 @@ clipcl_status cc_layout_build(const clipcl_config *cfg, cc_layout *L) {
                &L->t_pos)) ||
       (s = add(&b, "text_projection", 2, SHAPE(TW, E), CC_TOWER_TEXT, CC_INIT_NORMAL, powf((float)TW, -0.5f),
                &L->t_proj)) ||
-      (s = add(&b, "logit_scale", 0, NULL, CC_TOWER_SHARED, CC_INIT_CONST, logf(1.0f / 0.07f), &L->logit_scale)) ||
+      (s = add(&b, "logit_scale", 0, NULL, CC_TOWER_SHARED, CC_INIT_CONST,
+               cfg->init_logit_scale != 0 ? cfg->init_logit_scale : logf(1.0f / 0.07f), &L->logit_scale)) ||
+      (cfg->logit_bias &&
+       (s = add(&b, "logit_bias", 0, NULL, CC_TOWER_SHARED, CC_INIT_CONST, cfg->init_logit_bias, &L->logit_bias))) ||
       (s = add(&b, "visual.class_embedding", 1, SHAPE(VW), CC_TOWER_VISION, CC_INIT_NORMAL, vscale, &L->v_cls)) ||
       (s = add(&b, "visual.positional_embedding", 2, SHAPE(L->vis.T, VW), CC_TOWER_VISION, CC_INIT_NORMAL, vscale,
                &L->v_pos)) ||
@@ -128,6 +131,7 @@ clipcl_status cc_layout_build(const clipcl_config *cfg, cc_layout *L) {
     return s;
   }
   L->total = b.off;
+  L->has_logit_bias = cfg->logit_bias != 0;
   return CLIPCL_OK;
 }
 

@@ -47,6 +47,8 @@ typedef struct {
   int vocab;
   size_t t_tok, t_pos, t_lnf_w, t_lnf_b, t_proj;
   size_t logit_scale;
+  int has_logit_bias;
+  size_t logit_bias; /* when has_logit_bias (SigLIP) */
 } cc_layout;
 
 clipcl_status cc_layout_build(const clipcl_config *cfg, cc_layout *L);

@@ -10,6 +10,7 @@
 #define CC_MODEL_H
 
 #include "cl/runtime.h"
+#include "ops/ops.h"
 #include "clipcl.h"
 #include "model/layout.h"
 
@@ -25,8 +26,15 @@ typedef struct {
   cc_view res_out;           /* (B,T,C) res_mid + mlp: the next block's input */
 } cc_block_acts;
 
-/* One tower's workspace for batches of up to `cap`. With save == 0 (inference)
- * every block shares one set of activation buffers. */
+/* What a tower workspace keeps (cc_model_workspace's save). */
+enum {
+  CC_WS_INFER = 0, /* forward only: every block shares one set of buffers, the stream updated in place */
+  CC_WS_FULL = 1,  /* every block's activations, for backward */
+  CC_WS_CKPT = 2   /* activation checkpointing: each block's output (the next one's input) only, one shared
+                      set for the rest; backward recomputes each block from its input first */
+};
+
+/* One tower's workspace for batches of up to `cap`. */
 typedef struct {
   int cap, save, vision;
   cc_arena ar;
@@ -52,6 +60,12 @@ typedef struct {
   cc_view dli, dlt, dimg_n, dtxt_n;         /* (N,N), (N,N), (N,E), (N,E) */
 } cc_head_ws;
 
+/* A linear weight (at params offset off) packed for the CPU GEMM kernels. */
+typedef struct {
+  size_t off;
+  cc_packed p;
+} cc_pk_entry;
+
 struct clipcl_model {
   cc_rt *rt;
   cc_layout L;
@@ -64,6 +78,22 @@ struct clipcl_model {
   cc_head_ws head;
   char tokenizer[96];
   int config_source; /* CC_CONFIG_* (weights.h) */
+  /* loaded from a text-only file: no image tower (and maybe no projection) */
+  int no_vision, no_text_proj;
+  char path[1024];   /* the weights file, for messages */
+  /* Inference on a CPU device: the blocks' linear weights packed once into
+   * the GEMM kernels' panel layout (a second copy of them), so no forward
+   * repacks them (at batch 1 that was most of the work). pk_state: 0 not
+   * built or stale (parameters changed), 1 valid, -1 not used (GPU backend,
+   * CLIPCL_PACK_WEIGHTS=0). Models with gradients never use it. */
+  cc_arena pk;
+  cc_pk_entry *pk_map;
+  int npk, pk_state;
+  /* called during backward once the kernels writing a residual block's
+   * parameter gradients are enqueued (data-parallel training starts
+   * summing them over the ranks while the rest runs); may be NULL */
+  void (*on_block_grads)(void *user, int vision, int layer);
+  void *on_block_user;
 };
 
 typedef struct clipcl_model cc_model;
@@ -75,9 +105,13 @@ clipcl_status cc_model_create(cc_rt *rt, const clipcl_config *cfg, cc_model **ou
 /* Allocates the gradient buffer (zeroed). */
 clipcl_status cc_model_enable_grads(cc_model *m);
 clipcl_status cc_model_zero_grads(cc_model *m);
-/* (Re)allocates a tower workspace for batches up to cap; save = keep every
- * block's activations for backward. */
+/* (Re)allocates a tower workspace for batches up to cap; save is CC_WS_*
+ * (1 = keep every block's activations for backward). A workspace that
+ * already serves a larger batch, or keeps more (FULL > CKPT > INFER), stays. */
 clipcl_status cc_model_workspace(cc_model *m, int vision, int cap, int save);
+/* Bytes of device memory the two towers' workspaces hold (activations and
+ * backward scratch). */
+size_t cc_model_activation_bytes(const cc_model *m);
 clipcl_status cc_model_head_workspace(cc_model *m, int cap);
 /* The same layouts built into w / h: on the device rt, or (rt NULL) only
  * counted against a per-buffer limit, for planning (memory.h). */
@@ -87,12 +121,18 @@ void cc_tower_ws_free(cc_tower_ws *w);
 clipcl_status cc_head_ws_build(cc_head_ws *h, const cc_layout *L, cc_rt *rt, uint64_t max_alloc, int cap);
 /* Uploads host parameters (L.total floats) / downloads them. */
 clipcl_status cc_model_set_params(cc_model *m, const float *host);
+/* Marks the packed weights stale; anything that writes parameters calls it. */
+void cc_model_params_changed(cc_model *m);
 clipcl_status cc_model_get_params(cc_model *m, float *host);
 
 /* Forward of a tower on the batch already in ws->pixels / ws->ids; the result
  * is ws->feat (B,E), unnormalised. */
 clipcl_status cc_vision_forward(cc_model *m, int B);
 clipcl_status cc_text_forward(cc_model *m, int B);
+/* The text tower's per-token states (B,T,C): the output of all blocks but the
+ * last `skip`, through ln_final (HF CLIPTextModel's last_hidden_state for
+ * skip 0). *out views workspace memory valid until the next text forward. */
+clipcl_status cc_text_hidden_forward(cc_model *m, int B, int skip, cc_view *out);
 /* Backward from ws->dfeat (B,E) into the gradient buffer (adds). */
 clipcl_status cc_vision_backward(cc_model *m, int B);
 clipcl_status cc_text_backward(cc_model *m, int B);

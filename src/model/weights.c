@@ -4,7 +4,10 @@
  * `clipcl.config` metadata, or the tensor shapes (heads = width / 64 and exact
  * GELU assumed, as OpenAI's and open_clip's ViT configs use; whether OpenAI
  * weights want QuickGELU is not recorded in their files). A file with a
- * missing, extra or mis-shaped tensor is refused, naming it. */
+ * missing, extra or mis-shaped tensor is refused, naming it. A file with a
+ * text tower only (HF CLIPTextModel / CLIPTextModelWithProjection, e.g. a
+ * diffusion pipeline's text_encoder) loads for text hidden states, with its
+ * config given and a placeholder image tower. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +74,8 @@ static clipcl_status infer_config(const cc_st_file *f, cc_naming naming, clipcl_
   c->text = (clipcl_text_cfg){(int)tpos->shape[0], (int)tok->shape[0], tw, tw / 64 > 0 ? tw / 64 : 1,
                               count_layers(f, naming, "transformer.resblocks"), (float)tfc->shape[0] / (float)tw};
   if (vw % 64) c->vision.head_width = vw; /* one head when the width is not a multiple of 64 */
+  /* a SigLIP model: the bias is read from the file, its init value unknown */
+  if (cc_st_find(f, "logit_bias")) c->logit_bias = 1;
   if (tw % 64) c->text.heads = 1;
   snprintf(c->name, sizeof c->name, "inferred");
   return clipcl_config_validate(c, path);
@@ -100,18 +105,22 @@ static clipcl_status shape_fail(const char *path, const char *name, const cc_st_
 }
 
 /* Reads every tensor of the layout from f into host[L->total]. Marks used
- * file tensors in `used` (index by file order). */
+ * file tensors in `used` (index by file order). A text-only file leaves the
+ * vision tower, logit_scale and (when absent) text_projection at zero. */
 static clipcl_status read_all(const cc_st_file *f, cc_naming naming, const cc_layout *L, float *host,
-                              unsigned char *used) {
+                              unsigned char *used, int text_only) {
   const char *path = cc_st_path(f);
   size_t nfile = cc_st_count(f);
   for (int i = 0; i < L->n; i++) {
     const cc_tensor_info *t = &L->t[i];
     float *dst = host + t->off;
-    if (naming != CC_NAMING_HF || !strcmp(t->name, "logit_scale")) {
+    if (text_only && (!strncmp(t->name, "visual.", 7) || t->ndim == 0 /* logit_scale, logit_bias */ ||
+                      (!strcmp(t->name, "text_projection") && !find_either(f, naming, t->name))))
+      continue;
+    if (naming != CC_NAMING_HF || t->ndim == 0) {
       const cc_st_tensor *s = cc_st_find(f, t->name);
       if (!s) return cc_fail(CLIPCL_ERR_FORMAT, "%s: tensor %s is missing", path, t->name);
-      /* logit_scale is stored as [] by open_clip and sometimes as [1] */
+      /* logit_scale (and logit_bias) are stored as [] by open_clip and sometimes as [1] */
       int ok = shape_is(s, t->ndim, t->shape) || (t->ndim == 0 && s->ndim == 1 && s->shape[0] == 1);
       if (!ok) return shape_fail(path, t->name, s, t->ndim, t->shape);
       CC_TRY(cc_st_read_f32(f, s, dst));
@@ -183,9 +192,20 @@ clipcl_status cc_weights_read(const char *path, const clipcl_config *override, c
   }
   clipcl_config cfg;
   const char *meta = cc_st_meta(f, "clipcl.config");
+  /* A text encoder alone (HF CLIPTextModel, as diffusion pipelines keep it):
+   * good for hidden states; its config cannot be inferred (QuickGELU or not). */
+  int text_only = !find_either(f, naming, "visual.conv1.weight") && find_either(f, naming, "token_embedding.weight");
+  if (text_only && !override && !meta) {
+    s = cc_fail(CLIPCL_ERR_FORMAT,
+                "%s holds a text tower only (no image tower): give its config (--model-config; ViT-L-14-quickgelu "
+                "for the text encoder of Stable Diffusion 1.x)", path);
+    goto done;
+  }
   if (override) {
     cfg = *override;
     info->config_source = CC_CONFIG_OVERRIDE;
+    /* a SigLIP file keeps its learnt bias whatever architecture is named */
+    if (cc_st_find(f, "logit_bias")) cfg.logit_bias = 1;
   } else if (meta) {
     char src[600];
     snprintf(src, sizeof src, "%s (clipcl.config metadata)", path);
@@ -196,6 +216,13 @@ clipcl_status cc_weights_read(const char *path, const clipcl_config *override, c
   } else {
     if ((s = infer_config(f, naming, &cfg))) goto done;
     info->config_source = CC_CONFIG_INFERRED;
+  }
+  if (text_only) {
+    /* no room for the absent image tower: the smallest valid one, all zero */
+    cfg.vision = (clipcl_vision_cfg){.image_size = 1, .layers = 1, .width = 1, .patch_size = 1, .head_width = 1,
+                                     .mlp_ratio = 1.0f};
+    info->no_vision = 1;
+    info->no_text_proj = !find_either(f, naming, "text_projection");
   }
   if ((s = cc_layout_build(&cfg, &L))) goto done;
   {
@@ -219,7 +246,7 @@ clipcl_status cc_weights_read(const char *path, const clipcl_config *override, c
     s = cc_fail(CLIPCL_ERR_NOMEM, "out of host memory reading %s (%zu parameters)", path, L.total);
     goto done;
   }
-  if ((s = read_all(f, naming, &L, host, used))) goto done;
+  if ((s = read_all(f, naming, &L, host, used, text_only))) goto done;
   {
     const char *tk = cc_st_meta(f, "clipcl.tokenizer");
     snprintf(info->tokenizer, sizeof info->tokenizer, "%s", tk ? tk : "");
@@ -260,7 +287,7 @@ clipcl_status cc_weights_write_meta(const char *path, const cc_layout *L, const 
   for (int i = 0; i < n; i++) {
     const cc_tensor_info *t = &L->t[i];
     const float *src = host + t->off;
-    if (!hf_names || !strcmp(t->name, "logit_scale")) {
+    if (!hf_names || t->ndim == 0) {
       snprintf(names[k], CC_NAME_MAX, "%s", t->name);
       outs[k] = (cc_st_out){.name = names[k], .dtype = CC_ST_F32, .ndim = t->ndim, .data = src};
       memcpy(outs[k].shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);

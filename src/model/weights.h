@@ -12,6 +12,8 @@ typedef struct {
   int config_source;  /* CC_CONFIG_* */
   int hf_names;       /* the file used HF transformers names */
   char tokenizer[96]; /* the file's tokenizer identity, "" if none */
+  int no_vision;      /* a text-only file: the image tower is a zero placeholder */
+  int no_text_proj;   /* ... and it had no text_projection either */
 } cc_weights_info;
 
 /* Reads every parameter of the file into a malloc'd host array laid out by

@@ -4,7 +4,7 @@
  * out_proj linear layers are not here (cc_linear_* in gemm.c).
  *
  * Two paths, same results to float rounding (kernels/attention.cl):
- *  - cpu:  per-head kernels with float16 register tiles (the default on CPU
+ *  - cpu:  per-head kernels with floatv register tiles (the default on CPU
  *          devices, where per-element work-items and cc_gemm's packing of
  *          T x T x D products make the gemm path 4-7x slower: ViT-B/32 at
  *          batch 64 on 2 PoCL cores, 7 + 9 ms against 46 + 52 ms);

@@ -38,14 +38,14 @@ clipcl_status cc_clamp(cc_rt *rt, cc_view x, size_t n, float lo, float hi) {
 clipcl_status cc_gelu_fwd(cc_rt *rt, cc_view out, cc_view inp, size_t n, int quick) {
   cc_kernel *k;
   CC_TRY(ew_kernel(rt, "gelu_fwd", &k));
-  size_t g = cc_round_up((n + 15) / 16, EW_GROUP);
+  size_t vw = (size_t)cc_info(rt)->vector_width, g = cc_round_up((n + vw - 1) / vw, EW_GROUP);
   return CC_LAUNCH(rt, k, 1, &g, NULL, CC_VIEW(out), CC_VIEW(inp), CC_ULONG(n), CC_INT(quick));
 }
 
 static clipcl_status gelu_bwd(cc_rt *rt, cc_view dinp, cc_view inp, cc_view dout, size_t n, int quick, int acc) {
   cc_kernel *k;
   CC_TRY(ew_kernel(rt, "gelu_bwd", &k));
-  size_t g = cc_round_up((n + 15) / 16, EW_GROUP);
+  size_t vw = (size_t)cc_info(rt)->vector_width, g = cc_round_up((n + vw - 1) / vw, EW_GROUP);
   return CC_LAUNCH(rt, k, 1, &g, NULL, CC_VIEW(dinp), CC_VIEW(inp), CC_VIEW(dout), CC_ULONG(n),
                    CC_INT(quick), CC_INT(acc));
 }

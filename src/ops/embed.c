@@ -13,16 +13,19 @@
 
 #define EMBED_DCOLS_SLOT 7 /* dcols = dout @ w, before col2im */
 
-/* Channels per work-item in the batch-reduction kernels: float16 vectors on
- * CPUs (a work-item is a loop body there), one channel on GPUs (coalesced).
- * CLIPCL_EMBED_VEC=1|4|16 overrides (the tests run all three). */
+/* Channels per work-item in the batch-reduction kernels: the device's vector
+ * width on CPUs (a work-item is a loop body there), one channel on GPUs
+ * (coalesced). CLIPCL_EMBED_VEC=1|4|8|16 overrides (the tests run them). */
 static clipcl_status embed_vec(cc_rt *rt, int *vec) {
-  *vec = cc_info(rt)->is_cpu ? 16 : 1;
+  *vec = cc_info(rt)->is_cpu ? cc_info(rt)->vector_width : 1;
   const char *e = getenv("CLIPCL_EMBED_VEC");
   if (e && *e) {
-    if (strcmp(e, "1") && strcmp(e, "4") && strcmp(e, "16"))
-      return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_EMBED_VEC=%s: expected 1, 4 or 16", e);
+    if (strcmp(e, "1") && strcmp(e, "4") && strcmp(e, "8") && strcmp(e, "16"))
+      return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_EMBED_VEC=%s: expected 1, 4, 8 or 16", e);
     *vec = atoi(e);
+    if (*vec > cc_info(rt)->vector_width) /* wider vectors than the registers break the call ABI */
+      return cc_fail(CLIPCL_ERR_ARG, "CLIPCL_EMBED_VEC=%s: wider than this device's vector width %d", e,
+                     cc_info(rt)->vector_width);
   }
   return CLIPCL_OK;
 }

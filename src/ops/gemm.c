@@ -7,13 +7,20 @@
  *  - clblast: CLBlast's tuned kernels, the default on GPUs;
  *  - naive:   one work-item per output element; a correctness fallback.
  * CPU tile parameters come from, in order: CLIPCL_GEMM_PARAMS
- * ("MR=12 NV=2 KU=4 MB=8"), the file written by `clipcl tune` for this
- * device, the built-in table below.
+ * ("MR=6 NV=2 KU=4 MB=16"), this device's row in the tune file (written by
+ * `clipcl tune`, or by the automatic tuning on the device's first GEMM,
+ * gemm_tune.c), the built-in row for the device's vector width.
  */
+#define _DEFAULT_SOURCE /* flock */
 #include <clblast_c.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ops/gemm_params.h"
 #include "ops/ops.h"
@@ -32,31 +39,29 @@ typedef struct {
  * in-place reads favour taller tiles. */
 typedef struct {
   int backend;
+  int tuning; /* inside autotune(): no second one */
   gemm_cfg cfg[2];
 } gemm_state;
 
-/* Built-in parameters: device-name substring -> tile shape. The first match
- * wins; the last row is the default for CPU devices. */
+/* Built-in parameters by the device's vector width (kernels/prelude.cl):
+ * tiles whose MR*NV accumulators + NV B vectors + 1 broadcast fit the
+ * register file (32 zmm with AVX-512, 16 ymm with AVX2, 16 xmm with SSE). */
 static const struct {
-  const char *match;
+  int vw;
   cc_gemm_params p, pt; /* A (M,K); A (K,M) */
 } builtin[] = {
-    {"avx512", {6, 3, 4, 16, 0, 0}, {12, 2, 4, 8, 0, 0}},
-    {"", {6, 2, 4, 8, 0, 0}, {6, 2, 4, 8, 0, 0}},
+    {16, {6, 3, 4, 16, 0, 0, 0, 0}, {12, 2, 4, 8, 1, 0, 0, 0}},
+    {8, {6, 2, 4, 16, 0, 0, 0, 0}, {6, 2, 4, 16, 1, 0, 0, 0}},
+    {4, {6, 2, 4, 16, 0, 0, 0, 0}, {6, 2, 4, 16, 1, 0, 0, 0}},
 };
 
-static int ci_has(const char *hay, const char *needle) {
-  size_t n = strlen(needle);
-  for (; *hay; hay++) {
-    size_t i = 0;
-    while (i < n && hay[i] && (hay[i] | 32) == (needle[i] | 32)) i++;
-    if (i == n) return 1;
-  }
-  return n == 0;
-}
-
-void cc_gemm_params_defines(const cc_gemm_params *p, char *out, size_t n) {
-  snprintf(out, n, "-DMR=%d -DNV=%d -DKU=%d", p->MR, p->NV, p->KU);
+/* The defines of parameter set `which` (0: A stored (M,K), 1: A
+ * transposed): AT is kernels/gemm.cl's compile-time layout of op(A): 0 in
+ * place (M,K), 1 in place transposed, 2 packed. */
+static void cfg_defines(gemm_cfg *c, int which) {
+  const cc_gemm_params *p = &c->p;
+  snprintf(c->defines, sizeof c->defines, "-DMR=%d -DNV=%d -DKU=%d -DAT=%d -DKI=%d", p->MR, p->NV, p->KU,
+           p->PA ? 2 : which, p->KI);
 }
 
 int cc_gemm_params_parse(const char *s, cc_gemm_params *p) {
@@ -74,11 +79,14 @@ int cc_gemm_params_parse(const char *s, cc_gemm_params *p) {
     else if (!strcmp(key, "MB")) q.MB = val;
     else if (!strcmp(key, "KC")) q.KC = val;
     else if (!strcmp(key, "PA")) q.PA = val;
+    else if (!strcmp(key, "VW")) q.VW = val;
+    else if (!strcmp(key, "KI")) q.KI = val;
     else return -1;
     c += used;
   }
   if (q.MR < 1 || q.MR > 32 || q.NV < 1 || q.NV > 8 || q.KU < 1 || q.KU > 16 || q.MB < 1 || q.MB > 4096 ||
-      q.KC < 0 || q.PA < 0 || q.PA > 1)
+      q.KC < 0 || q.PA < 0 || q.PA > 1 || q.KI < 0 || q.KI > 4096 || (q.KI > 0 && q.MB > 32) ||
+      (q.VW && q.VW != 4 && q.VW != 8 && q.VW != 16))
     return -1;
   *p = q;
   return 0;
@@ -100,37 +108,59 @@ void cc_gemm_tune_path(char *out, size_t n) {
   else snprintf(out, n, "clipcl_gemm_tune.txt");
 }
 
-/* The tune file holds lines "<device name>\t<driver>\tMR=.. NV=.. ..." with an
- * optional fourth field for products whose A is transposed. */
-static int tuned_params(const clipcl_device_info *in, cc_gemm_params *p, cc_gemm_params *pt) {
-  char path[4096];
-  cc_gemm_tune_path(path, sizeof path);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  char line[1024];
-  int found = 0;
-  while (fgets(line, sizeof line, f)) {
-    char *t1 = strchr(line, '\t');
-    if (!t1) continue;
-    *t1 = 0;
-    char *t2 = strchr(t1 + 1, '\t');
-    if (!t2) continue;
-    *t2 = 0;
-    if (strcmp(line, in->name) || strcmp(t1 + 1, in->driver)) continue;
-    char *t3 = strchr(t2 + 1, '\t');
-    if (t3) *t3 = 0;
-    cc_gemm_params q = *p, qt = *pt;
-    if (cc_gemm_params_parse(t2 + 1, &q) == 0 && (!t3 || cc_gemm_params_parse(t3 + 1, &qt) == 0)) {
-      *p = q;
-      *pt = t3 ? qt : q;
-      found = 1;
-    }
-  }
-  fclose(f);
-  return found;
+static void state_free(void *p) { free(p); }
+
+/* CLIPCL_TUNE: "off" never tunes on its own; anything else (or unset)
+ * tunes a device that has no tune-file row on its first GEMM. */
+static int autotune_allowed(void) {
+  const char *t = getenv("CLIPCL_TUNE");
+  return !(t && (!strcmp(t, "off") || !strcmp(t, "0")));
 }
 
-static void state_free(void *p) { free(p); }
+/* First use of a device with no tune-file row: a few seconds of search
+ * (cc_gemm_tune, CC_TUNE_AUTO), stored for every later process. Processes
+ * starting together take turns through a lock file, so only the first one
+ * tunes (a tuning measured while another runs would be noise) and the
+ * others read its row. A failure to tune or to store is not an error: the
+ * built-in row stays. */
+static void autotune(cc_rt *rt, gemm_state *st) {
+  const clipcl_device_info *in = cc_info(rt);
+  char path[4096], lockp[4200];
+  cc_gemm_tune_path(path, sizeof path);
+  snprintf(lockp, sizeof lockp, "%s.lock", path);
+  char *slash = strrchr(path, '/');
+  if (slash) {
+    *slash = 0;
+    mkdir(path, 0755);
+    *slash = '/';
+  }
+  int fd = open(lockp, O_RDWR | O_CREAT, 0644);
+  if (fd >= 0) flock(fd, LOCK_EX);
+  cc_gemm_params p = st->cfg[0].p, pt = st->cfg[1].p;
+  if (cc_gemm_tune_lookup(in, &p, &pt)) { /* another process tuned meanwhile */
+    st->cfg[0].p = p, st->cfg[1].p = pt;
+    for (int i = 0; i < 2; i++) cfg_defines(&st->cfg[i], i);
+  } else {
+    cc_notice("tuning GEMM for %s (once per device; %s to skip) ...", in->name, "CLIPCL_TUNE=off");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    st->tuning = 1;
+    clipcl_status s = cc_gemm_tune(rt, CC_TUNE_AUTO, &p, &pt, NULL, NULL);
+    st->tuning = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double dt = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    if (s == CLIPCL_OK) s = cc_gemm_tune_save(in, &p, &pt);
+    if (s == CLIPCL_OK)
+      cc_notice("tuned GEMM in %.1f s: MR=%d NV=%d MB=%d PA=%d; saved to %s", dt, p.MR, p.NV, p.MB, p.PA, path);
+    else
+      cc_notice("GEMM tuning not kept (%s); using the built-in parameters", clipcl_last_error());
+    cc_clear_error();
+  }
+  if (fd >= 0) {
+    flock(fd, LOCK_UN);
+    close(fd);
+  }
+}
 
 static clipcl_status get_state(cc_rt *rt, gemm_state **out) {
   gemm_state *st = cc_state(rt, CC_STATE_GEMM);
@@ -150,15 +180,13 @@ static clipcl_status get_state(cc_rt *rt, gemm_state **out) {
       }
     }
     for (size_t i = 0; i < sizeof builtin / sizeof *builtin; i++) {
-      char hay[512];
-      snprintf(hay, sizeof hay, "%s %s", in->name, in->version);
-      if (ci_has(hay, builtin[i].match)) {
+      if (builtin[i].vw == in->vector_width || i + 1 == sizeof builtin / sizeof *builtin) {
         st->cfg[0].p = builtin[i].p;
         st->cfg[1].p = builtin[i].pt;
         break;
       }
     }
-    tuned_params(in, &st->cfg[0].p, &st->cfg[1].p);
+    int tuned = cc_gemm_tune_lookup(in, &st->cfg[0].p, &st->cfg[1].p);
     const char *e = getenv("CLIPCL_GEMM_PARAMS");
     if (e && *e) {
       if (cc_gemm_params_parse(e, &st->cfg[0].p) != 0) {
@@ -167,32 +195,33 @@ static clipcl_status get_state(cc_rt *rt, gemm_state **out) {
       }
       st->cfg[1].p = st->cfg[0].p;
     }
-    for (int i = 0; i < 2; i++) cc_gemm_params_defines(&st->cfg[i].p, st->cfg[i].defines, sizeof st->cfg[i].defines);
+    for (int i = 0; i < 2; i++) cfg_defines(&st->cfg[i], i);
     cc_set_state(rt, CC_STATE_GEMM, st, state_free);
+    if (!tuned && !(e && *e) && st->backend == BACKEND_CPU && autotune_allowed()) autotune(rt, st);
   }
   *out = st;
   return CLIPCL_OK;
 }
 
 const char *cc_gemm_backend(cc_rt *rt) {
-  gemm_state *st;
+  gemm_state *st = NULL;
   if (get_state(rt, &st) != CLIPCL_OK) return "unknown";
   return backend_names[st->backend];
 }
 
 clipcl_status cc_gemm_set_params2(cc_rt *rt, const cc_gemm_params *p, const cc_gemm_params *pt) {
-  gemm_state *st;
+  gemm_state *st = NULL;
   CC_TRY(get_state(rt, &st));
   st->cfg[0].p = *p;
   st->cfg[1].p = pt ? *pt : *p;
-  for (int i = 0; i < 2; i++) cc_gemm_params_defines(&st->cfg[i].p, st->cfg[i].defines, sizeof st->cfg[i].defines);
+  for (int i = 0; i < 2; i++) cfg_defines(&st->cfg[i], i);
   return CLIPCL_OK;
 }
 
 clipcl_status cc_gemm_set_params(cc_rt *rt, const cc_gemm_params *p) { return cc_gemm_set_params2(rt, p, NULL); }
 
 clipcl_status cc_gemm_get_params2(cc_rt *rt, cc_gemm_params *p, cc_gemm_params *pt) {
-  gemm_state *st;
+  gemm_state *st = NULL;
   CC_TRY(get_state(rt, &st));
   *p = st->cfg[0].p;
   if (pt) *pt = st->cfg[1].p;
@@ -218,14 +247,34 @@ typedef struct {
   int rs, cs, clamp;
 } a_operand;
 
+/* kernels/gemm.cl's epilogue flags for g (EPI_RESID 1, EPI_GELU 2,
+ * EPI_QUICK 4, EPI_KEEP_PRE 8). */
+static int epilogue_flags(const cc_gemm_desc *g) {
+  int f = g->resid.buf ? 1 : 0;
+  if (g->act == CC_ACT_GELU) f |= 2;
+  if (g->act == CC_ACT_QUICKGELU) f |= 4;
+  if (g->act != CC_ACT_NONE && g->act_out.buf) f |= 8;
+  return f;
+}
+
+/* The six epilogue arguments of a launch writing columns from j0: active on
+ * the last K slice only (earlier slices are partial sums). Unused buffers
+ * are passed as C, a valid argument never read. */
+#define EPI_ARGS(g, j0, last)                                                                            \
+  CC_MEM((g)->resid.buf ? (g)->resid.buf : (g)->C.buf), CC_ULONG((g)->resid.off + (j0)), CC_INT((g)->ldr), \
+      CC_MEM((g)->act_out.buf ? (g)->act_out.buf : (g)->C.buf), CC_ULONG((g)->act_out.off + (j0)),      \
+      CC_INT((last) ? epilogue_flags(g) : 0)
+
 static clipcl_status tile_columns(cc_rt *rt, const gemm_cfg *c, cc_kernel *kt, const cc_gemm_desc *g, int batch,
                                   const a_operand *a, const b_operand *b, int j0, int n) {
   const cc_gemm_params *p = &c->p;
-  int NR = 16 * p->NV;
+  int NR = cc_info(rt)->vector_width * p->NV;
   size_t mtiles = ((size_t)g->M + p->MR - 1) / p->MR, ntiles = ((size_t)n + NR - 1) / NR;
+  int MB = p->KI > 0 && p->MB > 32 ? 32 : p->MB; /* kernels/gemm.cl MB_KEEP */
+  size_t mblocks = (mtiles + MB - 1) / MB;
   int kc = p->KC > 0 ? p->KC : g->K;
   int has_bias = g->bias.buf != NULL;
-  size_t gt[2] = {mtiles * ntiles, (size_t)batch}, lt[2] = {1, 1};
+  size_t gt[2] = {mblocks * ntiles, (size_t)batch}, lt[2] = {1, 1};
   for (int k0 = 0; k0 < g->K; k0 += kc) {
     int kn = g->K - k0 < kc ? g->K - k0 : kc;
     int first = k0 == 0;
@@ -235,15 +284,15 @@ static clipcl_status tile_columns(cc_rt *rt, const gemm_cfg *c, cc_kernel *kt, c
                      CC_MEM(b->buf), CC_ULONG(b->off + (cl_ulong)k0 * b->rs), CC_ULONG(b->batch_stride),
                      CC_ULONG(b->ts), CC_INT(b->rs), CC_MEM(g->C.buf), CC_ULONG(g->C.off + j0), CC_INT(g->ldc),
                      CC_ULONG(g->sC), CC_MEM(bias), CC_ULONG(g->bias.off + j0), CC_INT(first && has_bias),
-                     CC_INT(g->M), CC_INT(n), CC_INT(kn), CC_FLOAT(g->alpha), CC_FLOAT(first ? g->beta : 1.0f),
-                     CC_INT((int)mtiles), CC_INT((int)ntiles), CC_INT(p->MB)));
+                     EPI_ARGS(g, j0, k0 + kn == g->K), CC_INT(g->M), CC_INT(n), CC_INT(kn), CC_FLOAT(g->alpha),
+                     CC_FLOAT(first ? g->beta : 1.0f), CC_INT((int)mtiles), CC_INT((int)ntiles), CC_INT(MB)));
   }
   return CLIPCL_OK;
 }
 
 static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, int batch) {
   const gemm_cfg *c = &st->cfg[g->transA ? 1 : 0];
-  int NR = 16 * c->p.NV;
+  int VW = cc_info(rt)->vector_width, NR = VW * c->p.NV;
   cc_kernel *kt;
   CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_tile", c->defines, &kt));
   a_operand a = {g->A.buf, g->A.off, g->sA, 0, g->transA ? 1 : g->lda, g->transA ? g->lda : 1, 1};
@@ -254,13 +303,25 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
     cl_mem Ap;
     cc_kernel *ka;
     CC_TRY(cc_scratch(rt, 0, ap_batch * batch * 4, &Ap));
-    CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_a", c->defines, &ka));
-    size_t ga[3] = {((size_t)g->K + 15) / 16, mtiles, (size_t)batch}, la[3] = {1, 1, 1};
-    CC_TRY(CC_LAUNCH(rt, ka, 3, ga, la, CC_MEM(Ap), CC_ULONG(ap_batch), CC_VIEW(g->A), CC_INT(g->lda),
-                     CC_ULONG(g->sA), CC_INT(g->transA), CC_INT(g->M), CC_INT(g->K)));
+    size_t la[3] = {1, 1, 1};
+    if (g->transA) { /* kernels/gemm.cl pack_at: PK = PT = 16 */
+      CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_at", c->defines, &ka));
+      size_t ga[3] = {((size_t)g->K + 15) / 16, (mtiles + 15) / 16, (size_t)batch};
+      CC_TRY(CC_LAUNCH(rt, ka, 3, ga, la, CC_MEM(Ap), CC_ULONG(ap_batch), CC_VIEW(g->A), CC_INT(g->lda),
+                       CC_ULONG(g->sA), CC_INT(g->M), CC_INT(g->K), CC_INT((int)mtiles)));
+    } else {
+      CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_a", c->defines, &ka));
+      size_t ga[3] = {((size_t)g->K + VW - 1) / VW, mtiles, (size_t)batch};
+      CC_TRY(CC_LAUNCH(rt, ka, 3, ga, la, CC_MEM(Ap), CC_ULONG(ap_batch), CC_VIEW(g->A), CC_INT(g->lda),
+                       CC_ULONG(g->sA), CC_INT(g->M), CC_INT(g->K)));
+    }
     a = (a_operand){Ap, 0, ap_batch, (cl_ulong)c->p.MR * g->K, 1, c->p.MR, 0};
   }
   int mtiles = (g->M + c->p.MR - 1) / c->p.MR, mblocks = (mtiles + c->p.MB - 1) / c->p.MB;
+  if (g->Bp.v.buf && g->Bp.nr == NR && !g->transA) { /* panels packed ahead of time */
+    b_operand b = {g->Bp.v.buf, g->Bp.v.off, 0, (cl_ulong)NR * g->K, NR};
+    return tile_columns(rt, c, kt, g, batch, &a, &b, 0, g->N);
+  }
   if (mblocks > 1) {
     /* Many row tiles share each column panel: pack all of op(B) once into
      * contiguous panels (transposing when B is (N,K)), then the in-place
@@ -272,8 +333,8 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
     cc_kernel *kb;
     CC_TRY(cc_scratch(rt, 1, bp_batch * batch * 4, &Bp));
     CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_bt", c->defines, &kb));
-    size_t gb[3] = {((size_t)g->K + 15) / 16, (size_t)ntl * NR / 16, (size_t)batch}, lb[3] = {1, 1, 1};
-    CC_TRY(CC_LAUNCH(rt, kb, 3, gb, lb, CC_MEM(Bp), CC_ULONG(bp_batch), CC_VIEW(g->B), CC_INT(g->ldb),
+    size_t gb[3] = {((size_t)g->K + VW - 1) / VW, (size_t)ntl * c->p.NV, (size_t)batch}, lb[3] = {1, 1, 1};
+    CC_TRY(CC_LAUNCH(rt, kb, 3, gb, lb, CC_MEM(Bp), CC_ULONG(0), CC_ULONG(bp_batch), CC_VIEW(g->B), CC_INT(g->ldb),
                      CC_ULONG(g->sB), CC_INT(g->N), CC_INT(g->K), CC_INT(g->transB)));
     b_operand b = {Bp, 0, bp_batch, (cl_ulong)NR * g->K, NR};
     return tile_columns(rt, c, kt, g, batch, &a, &b, 0, g->N);
@@ -303,10 +364,28 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
                      CC_MEM(g->B.buf), CC_ULONG(boff + (cl_ulong)k0 * bk_stride), CC_ULONG(g->sB), CC_INT(g->ldb),
                      CC_INT(g->transB), CC_MEM(g->C.buf), CC_ULONG(g->C.off + nfull), CC_INT(g->ldc),
                      CC_ULONG(g->sC), CC_MEM(bias), CC_ULONG(g->bias.off + nfull), CC_INT(first && has_bias),
-                     CC_INT(g->M), CC_INT(n), CC_INT(kn), CC_FLOAT(g->alpha), CC_FLOAT(first ? g->beta : 1.0f),
-                     CC_INT(mtiles), CC_INT(ntiles), CC_INT(c->p.MB)));
+                     EPI_ARGS(g, (cl_ulong)nfull, k0 + kn == g->K), CC_INT(g->M), CC_INT(n), CC_INT(kn),
+                     CC_FLOAT(g->alpha), CC_FLOAT(first ? g->beta : 1.0f), CC_INT(mtiles), CC_INT(ntiles),
+                     CC_INT(c->p.MB)));
   }
   return CLIPCL_OK;
+}
+
+clipcl_status cc_gemm_pack_b(cc_rt *rt, cc_packed *out, cc_view B, int ldb, int transB, int N, int K, size_t *elems) {
+  gemm_state *st = NULL;
+  CC_TRY(get_state(rt, &st));
+  *elems = 0;
+  if (st->backend != BACKEND_CPU || N <= 0 || K <= 0) return CLIPCL_OK;
+  const gemm_cfg *c = &st->cfg[0];
+  int VW = cc_info(rt)->vector_width, NR = VW * c->p.NV, ntl = (N + NR - 1) / NR;
+  *elems = (size_t)ntl * NR * K;
+  out->nr = NR;
+  if (!out->v.buf) return CLIPCL_OK;
+  cc_kernel *kb;
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_bt", c->defines, &kb));
+  size_t gb[3] = {((size_t)K + VW - 1) / VW, (size_t)ntl * c->p.NV, 1}, lb[3] = {1, 1, 1};
+  return CC_LAUNCH(rt, kb, 3, gb, lb, CC_VIEW(out->v), CC_ULONG(*elems), CC_VIEW(B), CC_INT(ldb), CC_ULONG(0),
+                   CC_INT(N), CC_INT(K), CC_INT(transB));
 }
 
 static clipcl_status gemm_naive(cc_rt *rt, const cc_gemm_desc *g, int batch) {
@@ -361,14 +440,21 @@ clipcl_status cc_gemm(cc_rt *rt, const cc_gemm_desc *g) {
   if (g->lda < colsA || g->ldb < colsB || g->ldc < g->N)
     return cc_fail(CLIPCL_ERR_ARG, "gemm %dx%dx%d: leading dimension too small (lda %d ldb %d ldc %d)", g->M,
                    g->N, g->K, g->lda, g->ldb, g->ldc);
-  if (g->K == 0) return gemm_naive(rt, g, batch); /* C = beta*C + bias, reads no A or B */
-  gemm_state *st;
+  int epi = epilogue_flags(g);
+  if (epi && batch > 1) return cc_fail(CLIPCL_ERR_ARG, "gemm: the epilogue (residual, activation) is for one matrix");
+  if ((epi & 1) && g->ldr < g->N)
+    return cc_fail(CLIPCL_ERR_ARG, "gemm %dx%dx%d: residual leading dimension %d too small", g->M, g->N, g->K, g->ldr);
+  gemm_state *st = NULL;
   CC_TRY(get_state(rt, &st));
-  switch (st->backend) {
-    case BACKEND_CPU: return gemm_cpu(rt, st, g, batch);
-    case BACKEND_CLBLAST: return gemm_clblast(rt, g, batch);
-    default: return gemm_naive(rt, g, batch);
-  }
+  if (g->K > 0 && st->backend == BACKEND_CPU) return gemm_cpu(rt, st, g, batch);
+  /* K == 0: C = beta*C + bias, which the naive kernel does without reading A or B */
+  CC_TRY(g->K > 0 && st->backend == BACKEND_CLBLAST ? gemm_clblast(rt, g, batch) : gemm_naive(rt, g, batch));
+  if (!epi) return CLIPCL_OK;
+  cc_kernel *k; /* these backends have no epilogue: one more pass */
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_epilogue", NULL, &k));
+  size_t gws[2] = {(size_t)g->N, (size_t)g->M};
+  return CC_LAUNCH(rt, k, 2, gws, NULL, CC_VIEW(g->C), CC_INT(g->ldc), EPI_ARGS(g, 0, 1), CC_INT(g->M),
+                   CC_INT(g->N));
 }
 
 clipcl_status cc_colsum(cc_rt *rt, cc_view out, cc_view x, int rows, int cols, int ld, int accumulate) {
@@ -381,7 +467,8 @@ clipcl_status cc_colsum(cc_rt *rt, cc_view out, cc_view x, int rows, int cols, i
   CC_TRY(cc_kernel_get(rt, "gemm.cl", "colsum_part", NULL, &kp));
   CC_TRY(cc_kernel_get(rt, "gemm.cl", "colsum_final", NULL, &kf));
   if (rows > 0) {
-    size_t g[2] = {((size_t)cols + 15) / 16, (size_t)nparts}, l[2] = {1, 1};
+    size_t vw = (size_t)cc_info(rt)->vector_width;
+    size_t g[2] = {((size_t)cols + vw - 1) / vw, (size_t)nparts}, l[2] = {1, 1};
     CC_TRY(CC_LAUNCH(rt, kp, 2, g, l, CC_MEM(part), CC_VIEW(x), CC_INT(rows), CC_INT(cols), CC_INT(ld),
                      CC_INT(chunk)));
   } else {
@@ -394,8 +481,15 @@ clipcl_status cc_colsum(cc_rt *rt, cc_view out, cc_view x, int rows, int cols, i
 
 clipcl_status cc_linear_fwd(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_view bias, int N, int IC,
                             int OC) {
+  return cc_linear_fwd_epi(rt, out, inp, w, bias, cc_none(), CC_ACT_NONE, cc_none(), (cc_packed){{NULL, 0}, 0}, N,
+                           IC, OC);
+}
+
+clipcl_status cc_linear_fwd_epi(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_view bias, cc_view resid,
+                                int act, cc_view act_out, cc_packed wp, int N, int IC, int OC) {
   cc_gemm_desc g = {.transA = 0, .transB = 1, .M = N, .N = OC, .K = IC, .alpha = 1.0f, .beta = 0.0f,
-                    .A = inp, .B = w, .C = out, .lda = IC, .ldb = IC, .ldc = OC, .bias = bias};
+                    .A = inp, .B = w, .C = out, .lda = IC, .ldb = IC, .ldc = OC, .bias = bias,
+                    .resid = resid, .ldr = OC, .act = act, .act_out = act_out, .Bp = wp};
   return cc_gemm(rt, &g);
 }
 

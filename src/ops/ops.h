@@ -27,6 +27,14 @@ static inline cc_view cc_none(void) { return (cc_view){NULL, 0}; }
  * stride lda, or (K,M) when transA. op(B) is (K,N): B stored (K,N), or (N,K)
  * when transB. beta == 0 never reads C. The backend (the project's CPU
  * kernels or CLBlast) is chosen per device; see gemm.c. */
+/* op(B) packed ahead of time by cc_gemm_pack_b into column panels of nr
+ * columns (the CPU kernels' layout); nr says which tile width it was made
+ * for, so a change of GEMM parameters falls back to the unpacked B. */
+typedef struct {
+  cc_view v;
+  int nr;
+} cc_packed;
+
 typedef struct {
   int transA, transB;
   int M, N, K;
@@ -36,7 +44,24 @@ typedef struct {
   int batch;              /* 0 or 1: one matrix */
   cl_ulong sA, sB, sC;    /* batch strides in elements */
   cc_view bias;           /* optional (N) */
+  /* Optional epilogue on the finished C = alpha*op(A)op(B) + beta*C + bias
+   * (one matrix only, batch <= 1): C += resid (M,N with leading dimension
+   * ldr; must not alias C), then the activation act. With act_out set, C
+   * keeps the value before the activation and act_out (leading dimension
+   * ldc) gets act(C); without it C gets act(...) itself. */
+  cc_view resid;
+  int ldr;
+  int act;                /* CC_ACT_NONE, CC_ACT_GELU, CC_ACT_QUICKGELU */
+  cc_view act_out;
+  /* Optional: op(B) already packed (one matrix, A not transposed); used by
+   * the CPU kernels when it matches their parameters, else B is read. */
+  cc_packed Bp;
 } cc_gemm_desc;
+/* Packs op(B) (transB: B stored (N,K), else (K,N), leading dimension ldb)
+ * for the CPU kernels into out; with out.buf NULL only sets *elems (the size
+ * out needs) and out->nr. elems 0: this device's GEMM takes no packed B. */
+clipcl_status cc_gemm_pack_b(cc_rt *rt, cc_packed *out, cc_view B, int ldb, int transB, int N, int K, size_t *elems);
+enum { CC_ACT_NONE = 0, CC_ACT_GELU = 1, CC_ACT_QUICKGELU = 2 };
 clipcl_status cc_gemm(cc_rt *rt, const cc_gemm_desc *g);
 
 /* Which GEMM path cc_gemm uses on this device: "cpu-tiled" or "clblast". */
@@ -48,6 +73,10 @@ clipcl_status cc_colsum(cc_rt *rt, cc_view out, cc_view x, int rows, int cols, i
 /* Linear layer as PyTorch stores it: out (N,OC) = inp (N,IC) @ w(OC,IC)^T + b. */
 clipcl_status cc_linear_fwd(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_view bias, int N,
                             int IC, int OC);
+/* The same with the GEMM epilogue: out = inp @ w^T + b + resid (resid may
+ * be cc_none(): no residual), then act; act_out as in cc_gemm_desc. */
+clipcl_status cc_linear_fwd_epi(cc_rt *rt, cc_view out, cc_view inp, cc_view w, cc_view bias, cc_view resid,
+                                int act, cc_view act_out, cc_packed wp, int N, int IC, int OC);
 /* dinp += dout @ w; dw += dout^T @ inp; dbias += colsum(dout). */
 clipcl_status cc_linear_bwd(cc_rt *rt, cc_view dinp, cc_view dw, cc_view dbias, cc_view dout,
                             cc_view inp, cc_view w, int N, int IC, int OC);
@@ -146,6 +175,17 @@ clipcl_status cc_ce_bwd(cc_rt *rt, cc_view dlogits, cc_view probs, int N, int M,
                         float weight);
 /* Transposes a (R,Cc) matrix into (Cc,R). */
 clipcl_status cc_transpose(cc_rt *rt, cc_view out, cc_view inp, int R, int Cc);
+
+/* ---- SigLIP loss (siglip.c) ---------------------------------------------- */
+/* One block of SigLIP's sigmoid loss: z = logits + bias[0] (logits (N,M) =
+ * exp(s) a b^T, bias on the device), labels +1 at (i, i + diag) and -1
+ * elsewhere (diag < 0: all -1, another rank's texts).
+ * loss[0] (+)= coef * sum log(1 + exp(-y z)); dlogits = coef * -y
+ * sigmoid(-y z) (overwritten; skipped when dlogits.buf is NULL); dbias[0] +=
+ * sum(dlogits) (when both are given). open_clip's per-process loss has coef
+ * 1/N; the global-batch loss split over R ranks has coef 1/(R N). */
+clipcl_status cc_siglip_fwd_bwd(cc_rt *rt, cc_view loss, cc_view dlogits, cc_view dbias, cc_view logits,
+                                cc_view bias, int N, int M, int diag, float coef, int accumulate);
 
 /* ---- optimiser (optim.c) ------------------------------------------------ */
 /* out[0] = sqrt(sum x^2) over n elements, deterministic two-stage reduction. */

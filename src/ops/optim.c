@@ -82,7 +82,8 @@ clipcl_status cc_adamw(cc_rt *rt, cc_view params, cc_view grads, cc_view m, cc_v
   double bc1 = 1.0 - pow(b1, (double)h->step), bc2 = 1.0 - pow(b2, (double)h->step);
   cc_kernel *k;
   CC_TRY(opt_kernel(rt, "adamw", &k));
-  size_t gws = cc_round_up((n + 15) / 16, EW_GROUP); /* 16 elements per work-item */
+  size_t vw = (size_t)cc_info(rt)->vector_width; /* elements per work-item */
+  size_t gws = cc_round_up((n + vw - 1) / vw, EW_GROUP);
   int has_scale = grad_scale.buf != NULL;
   cl_mem gs = has_scale ? grad_scale.buf : grads.buf;
   return CC_LAUNCH(rt, k, 1, &gws, NULL, CC_VIEW(params), CC_VIEW(grads), CC_VIEW(m), CC_VIEW(v), CC_MEM(mask),

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/atomic.h"
 #include "util/error.h"
 
 void cc_buf_add(cc_buf *b, const void *data, size_t n) {
@@ -63,19 +62,4 @@ void cc_buf_printf(cc_buf *b, const char *fmt, ...) {
 void cc_buf_free(cc_buf *b) {
   free(b->p);
   *b = (cc_buf){0};
-}
-
-clipcl_status cc_buf_save(const cc_buf *b, const char *path) {
-  if (b->oom) return cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory while formatting", path);
-  return cc_atomic_write_file(path, b->p ? b->p : "", b->len);
-}
-
-
-clipcl_status cc_save_line(const char *path, const char *text) {
-  cc_buf b = {0};
-  cc_buf_str(&b, text);
-  cc_buf_str(&b, "\n");
-  clipcl_status st = cc_buf_save(&b, path);
-  cc_buf_free(&b);
-  return st;
 }

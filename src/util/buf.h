@@ -1,7 +1,7 @@
 /* buf.h: a growing text buffer for files the library and the data set
  * programs write (JSON, CSV, HTML, manifests). Appends never fail visibly:
  * an allocation failure sets the sticky `oom`, checked once before use
- * (cc_buf_save does). */
+ * (cc_buf_save in io/atomic.h does). */
 #ifndef CC_BUF_H
 #define CC_BUF_H
 #include <stddef.h>
@@ -21,8 +21,4 @@ void cc_buf_printf(cc_buf *b, const char *fmt, ...)
 #endif
     ;
 void cc_buf_free(cc_buf *b);
-/* Writes the text to path atomically; CLIPCL_ERR_NOMEM if an append failed. */
-clipcl_status cc_buf_save(const cc_buf *b, const char *path);
-/* Writes text and a final newline to path atomically (JSON files). */
-clipcl_status cc_save_line(const char *path, const char *text);
 #endif

@@ -41,6 +41,25 @@ static void escape_controls(void) {
   cc_err_msg[w] = 0;
 }
 
+/* Set once by the program before it opens devices (not synchronised). */
+static clipcl_notice_fn notice_fn;
+static void *notice_user;
+
+void clipcl_set_notice_handler(clipcl_notice_fn fn, void *user) {
+  notice_fn = fn;
+  notice_user = user;
+}
+
+void cc_notice(const char *fmt, ...) {
+  if (!notice_fn) return;
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  notice_fn(msg, notice_user);
+}
+
 clipcl_status cc_fail(clipcl_status s, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

@@ -15,6 +15,9 @@ clipcl_status cc_fail(clipcl_status s, const char *fmt, ...) CC_PRINTF(2, 3);
 /* Prefixes the current message with more context ("loading x: <old>"). */
 clipcl_status cc_fail_ctx(clipcl_status s, const char *fmt, ...) CC_PRINTF(2, 3);
 void cc_clear_error(void);
+/* Passes a one-line notice to the handler set by clipcl_set_notice_handler
+ * (none: dropped). For slow one-time work the caller should know about. */
+void cc_notice(const char *fmt, ...) CC_PRINTF(1, 2);
 
 #define CC_TRY(expr)                         \
   do {                                       \

@@ -1,5 +1,5 @@
 /* plot.c: see plot.h. */
-#include "util/plot.h"
+#include "train/plot.h"
 
 #include <math.h>
 #include <stdio.h>

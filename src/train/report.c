@@ -1,6 +1,6 @@
-/* train_report.c: see train_report.h. */
+/* report.c: see report.h. */
 #define _DEFAULT_SOURCE /* realpath */
-#include "cli/train_report.h"
+#include "train/report.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "io/atomic.h"
-#include "util/plot.h"
+#include "train/plot.h"
+#include "util/buf.h"
+#include "util/error.h"
 
 void cc_report_init(cc_report *r) { memset(r, 0, sizeof *r); }
 
@@ -48,11 +50,15 @@ void cc_report_add_loss(cc_report *r, long step, double loss) {
   push(&r->loss, &r->nloss, &r->cap_loss, (cc_point){step, 0, loss});
 }
 
-void cc_report_load_metrics(cc_report *r, const char *dir, long upto) {
+void cc_report_add_val(cc_report *r, long step, double epoch, double loss) {
+  push(&r->val, &r->nval, &r->cap_val, (cc_point){step, epoch, loss});
+}
+
+clipcl_status cc_report_load_metrics(cc_report *r, const char *dir, long upto) {
   char path[4096];
   snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
   FILE *f = fopen(path, "r");
-  if (!f) return;
+  if (!f) return CLIPCL_OK;
   size_t cap = 1 << 16, len = 0;
   char *keep = malloc(cap), line[8192];
   while (keep && fgets(line, sizeof line, f)) {
@@ -81,40 +87,11 @@ void cc_report_load_metrics(cc_report *r, const char *dir, long upto) {
     json_decref(j);
   }
   fclose(f);
-  if (keep) cc_atomic_write_file(path, keep, len);
+  clipcl_status st = keep ? cc_atomic_write_file(path, keep, len)
+                          : cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory reading the metrics", path);
   free(keep);
   cc_atomic_remove_stale(dir); /* of a run killed writing metrics.jsonl or the model */
-}
-
-int cc_report_val_loss(cc_report *r, cc_trainer *t, clipcl_loader *vld, float *pix, int32_t *ids, long n, long step,
-                       double epoch, FILE *mf) {
-  (void)n;
-  double sum = 0;
-  long count = 0;
-  for (;;) {
-    clipcl_batch b = {pix, ids, NULL, NULL, 0, 0};
-    if (clipcl_loader_next(vld, &b) != CLIPCL_OK) {
-      fprintf(stderr, "clipcl train: validation data: %s\n", clipcl_last_error());
-      return 1;
-    }
-    if (b.n == 0) break;
-    if (b.n < 2) continue; /* a contrastive loss needs at least two pairs */
-    float loss;
-    if (cc_trainer_eval_loss(t, pix, ids, b.n, &loss) != CLIPCL_OK) {
-      fprintf(stderr, "clipcl train: validation: %s\n", clipcl_last_error());
-      return 1;
-    }
-    sum += (double)loss * b.n;
-    count += b.n;
-  }
-  if (!count) return 0;
-  double v = sum / count;
-  push(&r->val, &r->nval, &r->cap_val, (cc_point){step, epoch, v});
-  fprintf(mf, "{\"type\": \"val\", \"step\": %ld, \"epoch\": %.4g, \"val_loss\": %.6f, \"n\": %ld}\n", step, epoch, v,
-          count);
-  fflush(mf);
-  printf("validation loss %.4f over %ld pairs (batches of %ld)\n", v, count, n);
-  return 0;
+  return st;
 }
 
 static int ends_with(const char *s, const char *suf) {
@@ -122,14 +99,9 @@ static int ends_with(const char *s, const char *suf) {
   return a >= b && !strcmp(s + a - b, suf);
 }
 
-static void zs_bad(void *user, const clipcl_bad_sample *b) {
-  (void)user;
-  fprintf(stderr, "clipcl train: zero-shot: skipped %s: %s\n", b->source, b->reason);
-}
-
-int cc_report_zeroshot(cc_report *r, clipcl_model *m, clipcl_tokenizer *tok, const char *data,
-                       const char *classnames, const char *templates, int workers, long step, double epoch,
-                       FILE *mf) {
+clipcl_status cc_report_zeroshot(cc_report *r, clipcl_model *m, clipcl_tokenizer *tok, const char *data,
+                                 const char *classnames, const char *templates, int workers, long step,
+                                 double epoch, clipcl_bad_sample_fn on_bad, void *user) {
   clipcl_dataset_options dop;
   clipcl_dataset_options_init(&dop);
   if (ends_with(data, ".csv") || ends_with(data, ".tsv")) dop.label_key = "label";
@@ -137,71 +109,59 @@ int cc_report_zeroshot(cc_report *r, clipcl_model *m, clipcl_tokenizer *tok, con
   clipcl_text_list names = {0, NULL}, tmpl = {0, NULL};
   clipcl_zeroshot_result res;
   memset(&res, 0, sizeof res);
-  int rc = 1, have_res = 0;
-  if (clipcl_dataset_open(data, &dop, &ds) != CLIPCL_OK) goto fail;
-  if (classnames && clipcl_text_list_load(classnames, CLIPCL_LIST_CLASSNAMES, &names) != CLIPCL_OK) goto fail;
-  if (templates && clipcl_templates_get(templates, &tmpl) != CLIPCL_OK) goto fail;
-  clipcl_eval_options o;
-  clipcl_eval_options_init(&o);
-  o.workers = workers;
-  o.keep_embeddings = 1;
-  o.on_bad = zs_bad;
-  if (clipcl_zeroshot_run(m, tok, ds, classnames ? &names : NULL, templates ? &tmpl : NULL, &o, &res) != CLIPCL_OK)
-    goto fail;
-  have_res = 1;
-  double chance = 1.0 / res.classes;
-  fprintf(mf,
-          "{\"type\": \"zeroshot\", \"step\": %ld, \"epoch\": %.4g, \"top1\": %.6f, \"top5\": %.6f, "
-          "\"mean_per_class_recall\": %.6f, \"n\": %zu, \"classes\": %d, \"chance\": %.6f}\n",
-          step, epoch, res.metrics.top1, res.metrics.top5, res.metrics.mean_per_class_recall, res.n, res.classes,
-          chance);
-  fflush(mf);
-  printf("zero-shot on %s: top-1 %.1f%%, top-%d %.1f%% (chance %.1f%%), %zu images\n", data,
-         100 * res.metrics.top1, res.k, 100 * res.metrics.top5, 100 * chance, res.n);
-  push_zs(r, (cc_zs_point){step, epoch, res.metrics.top1, res.metrics.top5, chance});
-  if (r->have_last) clipcl_zeroshot_result_free(&r->last);
-  r->last = res;
-  r->have_last = 1;
-  have_res = 0;
-  rc = 0;
-  goto done;
-fail:
-  fprintf(stderr, "clipcl train: zero-shot evaluation: %s\n", clipcl_last_error());
-done:
-  if (have_res) clipcl_zeroshot_result_free(&res);
+  clipcl_status st = clipcl_dataset_open(data, &dop, &ds);
+  if (!st && classnames) st = clipcl_text_list_load(classnames, CLIPCL_LIST_CLASSNAMES, &names);
+  if (!st && templates) st = clipcl_templates_get(templates, &tmpl);
+  if (!st) {
+    clipcl_eval_options o;
+    clipcl_eval_options_init(&o);
+    o.workers = workers;
+    o.keep_embeddings = 1;
+    o.on_bad = on_bad;
+    o.user = user;
+    st = clipcl_zeroshot_run(m, tok, ds, classnames ? &names : NULL, templates ? &tmpl : NULL, &o, &res);
+  }
+  if (!st) {
+    push_zs(r, (cc_zs_point){step, epoch, res.metrics.top1, res.metrics.top5, 1.0 / res.classes});
+    if (r->have_last) clipcl_zeroshot_result_free(&r->last);
+    r->last = res;
+    r->have_last = 1;
+  } else {
+    cc_fail_ctx(st, "zero-shot evaluation on %s", data);
+  }
   clipcl_text_list_free(&names);
   clipcl_text_list_free(&tmpl);
   clipcl_dataset_free(ds);
-  return rc;
+  return st;
 }
 
-static void html_escape(FILE *f, const char *s) {
+static void html_escape(cc_buf *f, const char *s) {
   for (; s && *s; s++) {
     switch (*s) {
-      case '<': fputs("&lt;", f); break;
-      case '>': fputs("&gt;", f); break;
-      case '&': fputs("&amp;", f); break;
-      case '"': fputs("&quot;", f); break;
-      default: fputc(*s, f);
+      case '<': cc_buf_str(f, "&lt;"); break;
+      case '>': cc_buf_str(f, "&gt;"); break;
+      case '&': cc_buf_str(f, "&amp;"); break;
+      case '"': cc_buf_str(f, "&quot;"); break;
+      default: cc_buf_add(f, s, 1);
     }
   }
 }
 
 /* Per-class accuracy of the last zero-shot run, and for a few classes the
  * images whose embeddings are closest to the class's text embedding. */
-static void write_examples(FILE *f, const clipcl_zeroshot_result *z) {
+static void write_examples(cc_buf *f, const clipcl_zeroshot_result *z) {
   const clipcl_zeroshot_metrics *mt = &z->metrics;
-  fprintf(f, "<h3>Per class (last evaluation, %zu images)</h3>\n<table><tr><th>class</th><th>images</th>"
+  cc_buf_printf(f, "<h3>Per class (last evaluation, %zu images)</h3>\n<table><tr><th>class</th><th>images</th>"
              "<th>top-1</th></tr>\n", z->n);
   for (int c = 0; c < z->classes; c++) {
-    fprintf(f, "<tr><td style=\"text-align:left\">");
+    cc_buf_printf(f, "<tr><td style=\"text-align:left\">");
     html_escape(f, z->classnames[c]);
-    if (isnan(mt->per_class[c])) fprintf(f, "</td><td>0</td><td>-</td></tr>\n");
-    else fprintf(f, "</td><td>%lld</td><td>%.1f%%</td></tr>\n", (long long)mt->support[c], 100 * mt->per_class[c]);
+    if (isnan(mt->per_class[c])) cc_buf_printf(f, "</td><td>0</td><td>-</td></tr>\n");
+    else cc_buf_printf(f, "</td><td>%lld</td><td>%.1f%%</td></tr>\n", (long long)mt->support[c], 100 * mt->per_class[c]);
   }
-  fprintf(f, "</table>\n");
+  cc_buf_printf(f, "</table>\n");
   if (!z->image_emb || !z->class_emb || !z->n) return;
-  fprintf(f, "<h3>Retrieved examples</h3>\n<p>For each class text, the four images of the evaluation set whose "
+  cc_buf_printf(f, "<h3>Retrieved examples</h3>\n<p>For each class text, the four images of the evaluation set whose "
              "embeddings are most similar.</p>\n");
   int shown = z->classes < 6 ? z->classes : 6;
   for (int c = 0; c < shown; c++) {
@@ -221,24 +181,24 @@ static void write_examples(FILE *f, const clipcl_zeroshot_result *z) {
           break;
         }
     }
-    fprintf(f, "<p><b>");
+    cc_buf_printf(f, "<p><b>");
     html_escape(f, z->classnames[c]);
-    fprintf(f, "</b><br>");
+    cc_buf_printf(f, "</b><br>");
     for (int k = 0; k < 4 && best[k] >= 0; k++) {
       const char *p = z->paths ? z->paths[best[k]] : NULL;
       char abs[4096];
       if (!p || !realpath(p, abs)) continue;
       int hit = z->labels[best[k]] == c;
-      fprintf(f, "<img class=\"t\" src=\"file://");
+      cc_buf_printf(f, "<img class=\"t\" src=\"file://");
       html_escape(f, abs);
-      fprintf(f, "\" alt=\"%.3f\" title=\"%.3f %s\" style=\"border:3px solid %s\">", bs[k], bs[k],
+      cc_buf_printf(f, "\" alt=\"%.3f\" title=\"%.3f %s\" style=\"border:3px solid %s\">", bs[k], bs[k],
               hit ? "(correct class)" : "(other class)", hit ? "#3a3" : "#c33");
     }
-    fprintf(f, "</p>\n");
+    cc_buf_printf(f, "</p>\n");
   }
 }
 
-int cc_report_write(cc_report *r, const char *dir, const char *title) {
+clipcl_status cc_report_write(cc_report *r, const char *dir, const char *title) {
   char path[4096];
   snprintf(path, sizeof path, "%s/loss.png", dir);
   size_t n = r->nloss;
@@ -248,7 +208,7 @@ int cc_report_write(cc_report *r, const char *dir, const char *title) {
     free(x);
     free(y);
     free(ys);
-    return 1;
+    return cc_fail(CLIPCL_ERR_NOMEM, "out of host memory for the report");
   }
   double ema = n ? r->loss[0].value : 0, a = fmin(0.3, fmax(0.02, 10.0 / (double)(n ? n : 1)));
   for (size_t i = 0; i < n; i++) {
@@ -266,56 +226,45 @@ int cc_report_write(cc_report *r, const char *dir, const char *title) {
   free(x);
   free(y);
   free(ys);
-  if (st) {
-    fprintf(stderr, "clipcl train: %s\n", clipcl_last_error());
-    return 1;
-  }
+  if (st) return st;
   snprintf(path, sizeof path, "%s/report.html", dir);
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  FILE *f = fopen(tmp, "w");
-  if (!f) {
-    fprintf(stderr, "clipcl train: %s: cannot write\n", tmp);
-    return 1;
-  }
-  fprintf(f, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>clipcl training: ");
+  cc_buf page = {0}, *f = &page;
+  cc_buf_printf(f, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>clipcl training: ");
   html_escape(f, title);
-  fprintf(f, "</title>\n<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+  cc_buf_printf(f, "</title>\n<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}"
              "img.t{width:96px;height:96px;image-rendering:pixelated;margin:2px}</style></head><body>\n");
-  fprintf(f, "<h1>clipcl training: ");
+  cc_buf_printf(f, "<h1>clipcl training: ");
   html_escape(f, title);
-  fprintf(f, "</h1>\n");
+  cc_buf_printf(f, "</h1>\n");
   if (n)
-    fprintf(f, "<p>%zu logged steps; loss %.4f at step %ld, %.4f at step %ld.</p>\n", n, r->loss[0].value,
+    cc_buf_printf(f, "<p>%zu logged steps; loss %.4f at step %ld, %.4f at step %ld.</p>\n", n, r->loss[0].value,
             r->loss[0].step, r->loss[n - 1].value, r->loss[n - 1].step);
-  fprintf(f, "<h2>Loss</h2>\n<p><img src=\"loss.png\" alt=\"loss curve\" width=\"720\" height=\"360\"><br>"
+  cc_buf_printf(f, "<h2>Loss</h2>\n<p><img src=\"loss.png\" alt=\"loss curve\" width=\"720\" height=\"360\"><br>"
              "light blue: training loss per step; dark blue: its moving average; orange: validation loss.</p>\n");
   if (r->nval) {
-    fprintf(f, "<table><tr><th>step</th><th>epoch</th><th>validation loss</th></tr>\n");
+    cc_buf_printf(f, "<table><tr><th>step</th><th>epoch</th><th>validation loss</th></tr>\n");
     for (size_t i = 0; i < r->nval; i++)
-      fprintf(f, "<tr><td>%ld</td><td>%.3g</td><td>%.4f</td></tr>\n", r->val[i].step, r->val[i].epoch,
+      cc_buf_printf(f, "<tr><td>%ld</td><td>%.3g</td><td>%.4f</td></tr>\n", r->val[i].step, r->val[i].epoch,
               r->val[i].value);
-    fprintf(f, "</table>\n");
+    cc_buf_printf(f, "</table>\n");
   }
   if (r->nzs) {
-    fprintf(f, "<h2>Zero-shot classification</h2>\n<table><tr><th>step</th><th>epoch</th><th>top-1</th>"
+    cc_buf_printf(f, "<h2>Zero-shot classification</h2>\n<table><tr><th>step</th><th>epoch</th><th>top-1</th>"
                "<th>top-5</th><th>chance</th></tr>\n");
     for (size_t i = 0; i < r->nzs; i++)
-      fprintf(f, "<tr><td>%ld</td><td>%.3g</td><td>%.1f%%</td><td>%.1f%%</td><td>%.1f%%</td></tr>\n", r->zs[i].step,
+      cc_buf_printf(f, "<tr><td>%ld</td><td>%.3g</td><td>%.1f%%</td><td>%.1f%%</td><td>%.1f%%</td></tr>\n", r->zs[i].step,
               r->zs[i].epoch, 100 * r->zs[i].top1, 100 * r->zs[i].top5, 100 * r->zs[i].chance);
-    fprintf(f, "</table>\n");
+    cc_buf_printf(f, "</table>\n");
   }
   if (r->have_last) write_examples(f, &r->last);
   if (r->config_json) {
-    fprintf(f, "<h2>Model</h2>\n<pre>");
+    cc_buf_printf(f, "<h2>Model</h2>\n<pre>");
     html_escape(f, r->config_json);
-    fprintf(f, "</pre>\n");
+    cc_buf_printf(f, "</pre>\n");
   }
-  fprintf(f, "</body></html>\n");
-  if (fclose(f) != 0 || rename(tmp, path) != 0) {
-    fprintf(stderr, "clipcl train: %s: cannot write\n", path);
-    return 1;
-  }
-  return 0;
+  cc_buf_printf(f, "</body></html>\n");
+  st = cc_buf_save(&page, path);
+  cc_buf_free(&page);
+  return st;
 }
