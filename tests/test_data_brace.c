@@ -3,9 +3,11 @@
  * expand_urls: split at "::", expand each part): alternatives, nesting,
  * integer ranges with zero padding and steps, descending ranges, letter
  * ranges with steps across the case boundary, escapes, literal braces,
- * unbalanced braces and the size cap. No device needed. */
+ * unbalanced braces and the caps (names, bytes, nesting, groups), each at
+ * the limit and one past. No device needed. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "data/data.h"
@@ -26,7 +28,7 @@ static void expect(const char *spec, const char *want) {
     int k = snprintf(got + w, sizeof got - w, "%s%s", i ? " " : "", v[i]);
     if (k > 0) w += (size_t)k;
   }
-  cc_names_free(v, n);
+  free(v);
   th_assert(spec, strcmp(got, want) == 0, "got [%s] want [%s]", got, want);
 }
 
@@ -34,7 +36,7 @@ static void expect_fail(const char *spec, clipcl_status want, const char *msg_pa
   char **v;
   int n;
   clipcl_status s = cc_brace_expand(spec, &v, &n);
-  if (s == CLIPCL_OK) cc_names_free(v, n);
+  if (s == CLIPCL_OK) free(v);
   th_assert(spec, s == want && strstr(clipcl_last_error(), msg_part) != NULL, "status %d, message: %s", s,
             clipcl_last_error());
 }
@@ -82,5 +84,61 @@ int main(void) {
   expect_fail("a}b", CLIPCL_ERR_ARG, "unbalanced braces");
   expect_fail("{0..999}{0..999}{0..9}", CLIPCL_ERR_ARG, "more than");
   expect_fail("{0..99999999999}", CLIPCL_ERR_ARG, "more than");
+  /* the caps, at the limit and one past */
+  {
+    char **v;
+    int n;
+    clipcl_status s = cc_brace_expand("{0..999999}", &v, &n); /* CC_DATA_MAX_NAMES */
+    th_assert("1,000,000 names expand", s == CLIPCL_OK && n == CC_DATA_MAX_NAMES &&
+              !strcmp(v[0], "0") && !strcmp(v[n - 1], "999999"), "status %d, n %d", s, n);
+    if (s == CLIPCL_OK) free(v);
+    expect_fail("{0..999999}::x", CLIPCL_ERR_ARG, "more than 1000000 names");
+    /* 64 names of 1 MiB - 5 letters, 4 digits and a NUL make exactly 64 MiB */
+    size_t len = ((size_t)1 << 20) - 5;
+    char *big = malloc(len + 16);
+    memset(big, 'a', len);
+    memcpy(big + len, "{0000..0063}", 13);
+    s = cc_brace_expand(big, &v, &n);
+    th_assert("64 MiB of names expand", s == CLIPCL_OK && n == 64 && strlen(v[63]) == len + 4 &&
+              !strcmp(v[63] + len, "0063"), "status %d, n %d", s, n);
+    if (s == CLIPCL_OK) free(v);
+    memcpy(big + len, "{0000..0064}", 13);
+    s = cc_brace_expand(big, &v, &n);
+    th_assert("64 MiB + 1 name refused", s == CLIPCL_ERR_ARG && strstr(clipcl_last_error(), "64 MiB of names"),
+              "status %d", s);
+    if (s == CLIPCL_OK) free(v);
+    free(big);
+  }
+  {
+    char deep[200] = "", *w = deep;
+    for (int i = 0; i < 64; i++) *w++ = '{';
+    *w++ = 'a';
+    for (int i = 0; i < 64; i++) *w++ = '}';
+    *w = 0;
+    expect(deep, "{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{a"
+                 "}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}");
+    memmove(deep + 1, deep, strlen(deep) + 1);
+    deep[0] = '{';
+    strcat(deep, "}");
+    char **v0;
+    int n0;
+    clipcl_status s0 = cc_brace_expand(deep, &v0, &n0);
+    th_assert("65 nested braces refused", s0 == CLIPCL_ERR_ARG && strstr(clipcl_last_error(), "nested more than 64 deep"),
+              "status %d", s0);
+    if (s0 == CLIPCL_OK) free(v0);
+    char groups[8192] = "";
+    for (int i = 0; i < 1024; i++) strcat(groups, "{5..5}");
+    expect(groups + 6 * 1023, "5");
+    char **v;
+    int n;
+    clipcl_status s = cc_brace_expand(groups, &v, &n);
+    th_assert("1024 groups expand", s == CLIPCL_OK && n == 1 && strlen(v[0]) == 1024, "status %d", s);
+    if (s == CLIPCL_OK) free(v);
+    strcat(groups, "{5..5}");
+    s = cc_brace_expand(groups, &v, &n);
+    th_assert("1025 groups refused", s == CLIPCL_ERR_ARG && strstr(clipcl_last_error(), "more than 1024 brace groups"),
+              "status %d", s);
+    if (s == CLIPCL_OK) free(v);
+  }
   return th_finish(NULL);
 }

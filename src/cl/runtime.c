@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cl/kernels.h"
+#include "util/mem.h"
 
 #define CC_MAX_PROGRAMS 64
 #define CC_MAX_KERNELS 256
@@ -652,15 +653,25 @@ clipcl_status cc_enqueue(cc_rt *rt, cc_kernel *k, cl_uint dims, const size_t *gw
 
 /* ---- memory ------------------------------------------------------------- */
 
+/* The one-line refusal of a buffer over the device's per-buffer limit. */
+static clipcl_status too_big(const char *what, uint64_t bytes, uint64_t max_alloc, uint64_t global_mem) {
+  char b[32], m[32], g[48] = "";
+  if (global_mem) snprintf(g, sizeof g, " (device memory %s)", cc_fmt_bytes(b, sizeof b, global_mem));
+  return cc_fail(CLIPCL_ERR_NOMEM, "allocating %s: %s in one buffer is over the device's limit of %s per buffer%s",
+                 what, cc_fmt_bytes(b, sizeof b, bytes), cc_fmt_bytes(m, sizeof m, max_alloc), g);
+}
+
 clipcl_status cc_buffer(cc_rt *rt, size_t bytes, cl_mem *out, const char *what) {
   *out = NULL;
   if (bytes == 0) bytes = 16;
-  if (bytes > rt->info.max_alloc)
-    return cc_fail(CLIPCL_ERR_NOMEM, "allocating %s: %zu bytes exceeds the device's max allocation of %llu",
-                   what, bytes, (unsigned long long)rt->info.max_alloc);
+  if (bytes > rt->info.max_alloc) return too_big(what, bytes, rt->info.max_alloc, rt->info.global_mem);
   cl_int e;
   *out = clCreateBuffer(rt->ctx, CL_MEM_READ_WRITE, bytes, NULL, &e);
-  if (e != CL_SUCCESS) return cc_cl_fail(e, "clCreateBuffer", "allocating %zu bytes for %s", bytes, what);
+  if (e != CL_SUCCESS) {
+    char b[32], g[32];
+    return cc_cl_fail(e, "clCreateBuffer", "allocating %s for %s (device memory %s)", cc_fmt_bytes(b, sizeof b, bytes),
+                      what, cc_fmt_bytes(g, sizeof g, rt->info.global_mem));
+  }
   return CLIPCL_OK;
 }
 
@@ -725,14 +736,35 @@ clipcl_status cc_scratch(cc_rt *rt, int slot, size_t bytes, cl_mem *out) {
 
 /* ---- arena --------------------------------------------------------------- */
 
-clipcl_status cc_arena_init(cc_arena *a, cc_rt *rt, const char *name, size_t expected) {
+static void arena_setup(cc_arena *a, cc_rt *rt, const char *name, size_t expected, uint64_t max_alloc) {
   memset(a, 0, sizeof *a);
   a->rt = rt;
+  a->max_alloc = max_alloc;
   snprintf(a->name, sizeof a->name, "%s", name);
-  size_t maxe = (size_t)(rt->info.max_alloc / 4);
+  size_t maxe = (size_t)(max_alloc / 4);
   a->block_elems = expected ? cc_round_up(expected, 16) : (1u << 20);
   if (a->block_elems > maxe) a->block_elems = maxe / 16 * 16;
+}
+
+clipcl_status cc_arena_init(cc_arena *a, cc_rt *rt, const char *name, size_t expected) {
+  arena_setup(a, rt, name, expected, rt->info.max_alloc);
   return CLIPCL_OK;
+}
+
+clipcl_status cc_arena_init_count(cc_arena *a, const char *name, size_t expected, uint64_t max_alloc) {
+  arena_setup(a, NULL, name, expected, max_alloc);
+  return CLIPCL_OK;
+}
+
+uint64_t cc_arena_bytes(const cc_arena *a, uint64_t *largest) {
+  uint64_t total = 0, big = 0;
+  for (int i = 0; i < a->nblocks; i++) {
+    uint64_t b = (uint64_t)a->cap[i] * 4;
+    total += b;
+    if (b > big) big = b;
+  }
+  if (largest) *largest = big;
+  return total;
 }
 
 clipcl_status cc_arena_alloc(cc_arena *a, size_t elems, cc_view *out) {
@@ -742,9 +774,11 @@ clipcl_status cc_arena_alloc(cc_arena *a, size_t elems, cc_view *out) {
     if (a->nblocks == 64) return cc_fail(CLIPCL_ERR_NOMEM, "arena %s: too many blocks", a->name);
     size_t cap = need > a->block_elems ? need : a->block_elems;
     char what[64];
-    snprintf(what, sizeof what, "arena %s", a->name);
+    snprintf(what, sizeof what, "the %s", a->name);
     b = a->nblocks;
-    CC_TRY(cc_buffer(a->rt, cap * 4, &a->blocks[b], what));
+    if (a->rt) CC_TRY(cc_buffer(a->rt, cap * 4, &a->blocks[b], what));
+    else if ((uint64_t)cap * 4 > a->max_alloc) return too_big(what, (uint64_t)cap * 4, a->max_alloc, 0);
+    else a->blocks[b] = NULL; /* counting only */
     a->cap[b] = cap;
     a->used[b] = 0;
     a->nblocks++;

@@ -113,7 +113,10 @@ clipcl_status cc_scratch(cc_rt *rt, int slot, size_t bytes, cl_mem *out);
 
 /* Arena: one category of tensors (parameters, gradients, activations). Views
  * are bump-allocated, aligned to 16 elements; a new block is opened when the
- * current one is full, each block within the device's max allocation. */
+ * current one is full, each block within the device's max allocation.
+ * A counting arena (rt NULL, from cc_arena_init_count) allocates nothing: it
+ * lays the blocks out exactly as a real one would, so the memory a batch
+ * needs can be known before anything is allocated (src/model/memory.c). */
 typedef struct {
   cc_rt *rt;
   char name[32];
@@ -121,8 +124,12 @@ typedef struct {
   cl_mem blocks[64];
   size_t used[64], cap[64]; /* elements */
   size_t block_elems;       /* preferred block size */
+  uint64_t max_alloc;       /* bytes per buffer the device allows */
 } cc_arena;
 clipcl_status cc_arena_init(cc_arena *a, cc_rt *rt, const char *name, size_t expected_elems);
+clipcl_status cc_arena_init_count(cc_arena *a, const char *name, size_t expected_elems, uint64_t max_alloc);
+/* Bytes of all its blocks, and of the largest one. */
+uint64_t cc_arena_bytes(const cc_arena *a, uint64_t *largest);
 clipcl_status cc_arena_alloc(cc_arena *a, size_t elems, cc_view *out);
 void cc_arena_free(cc_arena *a);
 

@@ -32,8 +32,9 @@ clipcl_model *cli_load_model(const char *cmd, clipcl_device *dev, const char *pa
  * Returns the count, or -1 (printed). lines[] and the strings are malloc'd. */
 int cli_read_lines(const char *cmd, const char *path, char ***lines);
 void cli_free_lines(char **lines, int n);
-/* Collects image paths: a directory (recursively, sorted, .png/.jpg/.jpeg)
- * or a text file with one path per line (relative to the file's folder).
+/* Collects image paths: a directory (recursively, sorted, .png/.jpg/.jpeg),
+ * one image file (by that extension), or a text file with one path per line
+ * (relative to the file's folder).
  * Returns the count or -1 (printed). */
 int cli_image_paths(const char *cmd, const char *spec, char ***paths);
 

@@ -208,7 +208,7 @@ int cmd_embed(int argc, char **argv) {
         return 2;
       }
     } else if (!strcmp(argv[i], "--help")) {
-      printf("usage: clipcl embed --model M.safetensors [--model-config NAME|FILE] [--images DIR|LIST.txt]\n"
+      printf("usage: clipcl embed --model M.safetensors [--model-config NAME|FILE] [--images DIR|LIST.txt|IMAGE]\n"
              "                    [--texts FILE.txt] --out PREFIX [--batch N] [--workers N] [--device D]\n"
              "Writes PREFIX.image.npy + PREFIX.image.txt (paths in row order) and/or PREFIX.text.npy +\n"
              "PREFIX.text.txt: float32 N x embed_dim, L2-normalised. Unreadable images are skipped.\n"
@@ -227,7 +227,7 @@ int cmd_embed(int argc, char **argv) {
     return 2;
   }
   if (!model || !out || (!images && !texts)) {
-    fprintf(stderr, "usage: clipcl embed --model M.safetensors (--images DIR|LIST.txt | --texts FILE.txt) "
+    fprintf(stderr, "usage: clipcl embed --model M.safetensors (--images DIR|LIST.txt|IMAGE | --texts FILE.txt) "
                     "--out PREFIX\n");
     return 2;
   }

@@ -205,6 +205,8 @@ int cli_image_paths(const char *cmd, const char *spec, char ***paths) {
       fprintf(stderr, "clipcl %s: %s: cannot read the directory\n", cmd, spec);
       return -1;
     }
+  } else if (has_image_ext(spec)) {
+    push(&out, strdup(spec)); /* one image named directly, not a list */
   } else {
     char **lines;
     int n = cli_read_lines(cmd, spec, &lines);

@@ -4,9 +4,13 @@
  * zero padding, nesting, backslash escapes). Not here: opening the shards
  * (source_tar.c).
  *
- * The expansion is a cartesian product of literal runs and brace groups, the
- * same structure braceexpand builds; lists are materialised because shard
- * lists are small (the total is capped at CC_DATA_MAX_NAMES).
+ * A part is parsed into a small tree first: a pattern is a sequence of
+ * items (literal text, an integer range, a letter range, or a group of
+ * alternative patterns). The number of names and their total length are
+ * computed from the tree, so a spec over the caps (CC_DATA_MAX_NAMES names,
+ * BRACE_MAX_BYTES of text, BRACE_MAX_DEPTH nested braces, BRACE_MAX_GROUPS
+ * groups) is refused before anything is built; then every name is written
+ * once, depth first, in braceexpand's order, into one block.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,73 +19,85 @@
 #include "data/data.h"
 #include "util/error.h"
 
+/* Total text of all names, NULs included (a million names of 63 bytes). */
+#define BRACE_MAX_BYTES ((size_t)64 << 20)
+/* Braces nested deeper than this are not a shard list; the parser recurses. */
+#define BRACE_MAX_DEPTH 64
+/* Brace groups in one "::" part; the expansion recurses once per group. */
+#define BRACE_MAX_GROUPS 1024
+/* Saturation value for counts and sizes: above every cap. */
+#define BIG ((unsigned long long)1 << 62)
+
+static _Atomic int max_names = CC_DATA_MAX_NAMES;
+void cc_brace_set_max_names(int n) { max_names = n > 0 && n < CC_DATA_MAX_NAMES ? n : CC_DATA_MAX_NAMES; }
+
+typedef struct node node;
 typedef struct {
-  char **v;
+  node *v;
   int n, cap;
-} slist;
+} pattern;
 
-static void sl_free(slist *l) {
-  cc_names_free(l->v, l->n);
-  l->v = NULL;
-  l->n = l->cap = 0;
+enum { N_LIT, N_INT, N_CHR, N_ALT };
+struct node {
+  int kind;
+  const char *s; /* N_LIT: the text (in the spec, or in own when it had escapes) */
+  size_t len;
+  char *own;     /* N_LIT: the text with its escapes removed, or NULL */
+  long long a, step, count; /* N_INT: a, a+step, ... (step may be negative) */
+  int width;                /* N_INT: zero padding */
+  char chars[56];           /* N_CHR: one name per letter */
+  int nchars;
+  pattern *alts;            /* N_ALT */
+  int nalts;
+};
+
+static void node_free(node *x);
+static void pat_free(pattern *p) {
+  for (int i = 0; i < p->n; i++) node_free(&p->v[i]);
+  free(p->v);
+  p->v = NULL;
+  p->n = p->cap = 0;
 }
 
-static clipcl_status sl_push_n(slist *l, const char *s, size_t n) {
-  if (l->n >= CC_DATA_MAX_NAMES)
-    return cc_fail(CLIPCL_ERR_ARG, "brace expansion gives more than %d names", CC_DATA_MAX_NAMES);
-  if (l->n == l->cap) {
-    int cap = l->cap ? l->cap * 2 : 8;
-    char **v = realloc(l->v, (size_t)cap * sizeof *v);
-    if (!v) return cc_fail(CLIPCL_ERR_NOMEM, "brace expansion: out of memory");
-    l->v = v;
-    l->cap = cap;
+static node *pat_push(pattern *p, int kind) {
+  if (p->n == p->cap) {
+    int cap = p->cap ? 2 * p->cap : 4;
+    node *v = realloc(p->v, (size_t)cap * sizeof *v);
+    if (!v) return NULL;
+    p->v = v;
+    p->cap = cap;
   }
-  char *c = malloc(n + 1);
-  if (!c) return cc_fail(CLIPCL_ERR_NOMEM, "brace expansion: out of memory");
-  memcpy(c, s, n);
-  c[n] = 0;
-  l->v[l->n++] = c;
-  return CLIPCL_OK;
+  node *x = &p->v[p->n++];
+  memset(x, 0, sizeof *x);
+  x->kind = kind;
+  return x;
 }
 
-/* Moves every string of b to the end of a (b is left empty). */
-static clipcl_status sl_append(slist *a, slist *b) {
-  for (int i = 0; i < b->n; i++) {
-    clipcl_status s = sl_push_n(a, b->v[i], strlen(b->v[i]));
-    if (s != CLIPCL_OK) return s;
-  }
-  sl_free(b);
-  return CLIPCL_OK;
-}
+static clipcl_status oom(void) { return cc_fail(CLIPCL_ERR_NOMEM, "brace expansion: out of memory"); }
 
-/* acc = acc x next (concatenation of every pair, acc's order outermost). */
-static clipcl_status sl_product(slist *acc, const slist *next) {
-  if ((long long)acc->n * next->n > CC_DATA_MAX_NAMES)
-    return cc_fail(CLIPCL_ERR_ARG, "brace expansion gives more than %d names", CC_DATA_MAX_NAMES);
-  slist out = {0};
-  for (int i = 0; i < acc->n; i++)
-    for (int j = 0; j < next->n; j++) {
-      size_t a = strlen(acc->v[i]), b = strlen(next->v[j]);
-      char *c = malloc(a + b + 1);
-      if (!c) {
-        sl_free(&out);
-        return cc_fail(CLIPCL_ERR_NOMEM, "brace expansion: out of memory");
-      }
-      memcpy(c, acc->v[i], a);
-      memcpy(c + a, next->v[j], b + 1);
-      clipcl_status s = sl_push_n(&out, c, a + b);
-      free(c);
-      if (s != CLIPCL_OK) {
-        sl_free(&out);
-        return s;
-      }
+/* Literal text. braceexpand removes the backslash of every escape once the
+ * names are built; a literal can never end in a lone backslash that would
+ * escape the next item's first character (that backslash would have escaped
+ * the brace or comma that ends the literal), so removing them here, once per
+ * literal, gives the same names. */
+static clipcl_status push_lit(pattern *p, const char *s, size_t len) {
+  if (!len) return CLIPCL_OK;
+  node *x = pat_push(p, N_LIT);
+  if (!x) return oom();
+  x->s = s;
+  x->len = len;
+  if (memchr(s, '\\', len)) {
+    if (!(x->own = malloc(len))) return oom();
+    size_t w = 0;
+    for (size_t r = 0; r < len; r++) {
+      if (s[r] == '\\' && r + 1 < len) r++;
+      x->own[w++] = s[r];
     }
-  sl_free(acc);
-  *acc = out;
+    x->s = x->own;
+    x->len = w;
+  }
   return CLIPCL_OK;
 }
-
-static clipcl_status parse_pattern(const char *p, size_t len, slist *out);
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 static int is_alpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
@@ -125,9 +141,9 @@ static int read_step(const char *e, size_t len, size_t i, long long *step) {
   return 1;
 }
 
-/* {left..right[..step]} with integers; 1 = matched (list in out), 0 = not
- * an integer range, negative = error already set. */
-static int int_range(const char *e, size_t len, slist *out) {
+/* {left..right[..step]} with integers: 1 = matched (node filled), 0 = not
+ * an integer range. */
+static int int_range(const char *e, size_t len, node *x) {
   size_t i = 0, ls, le, rs, re;
   long long a, b, step;
   if (!read_int(e, len, &i, &a, &ls, &le)) return 0;
@@ -145,24 +161,17 @@ static int int_range(const char *e, size_t len, slist *out) {
     int is_zero = (n == 1 && s[0] == '0') || (n == 2 && s[0] == '-' && s[1] == '0');
     if (!is_zero && (s[0] == '0' || (n >= 2 && s[0] == '-' && s[1] == '0'))) pad = 1;
   }
-  int width = pad ? (int)(elen[0] > elen[1] ? elen[0] : elen[1]) : 0;
-  long long count = (a <= b ? b - a : a - b) / step + 1;
-  if (count > CC_DATA_MAX_NAMES) {
-    cc_fail(CLIPCL_ERR_ARG, "brace expansion gives more than %d names", CC_DATA_MAX_NAMES);
-    return -1;
-  }
-  char buf[64];
-  for (long long k = 0; k < count; k++) {
-    long long v = a <= b ? a + k * step : a - k * step;
-    int n = snprintf(buf, sizeof buf, "%0*lld", width, v);
-    if (sl_push_n(out, buf, (size_t)n) != CLIPCL_OK) return -1;
-  }
+  x->kind = N_INT;
+  x->width = pad ? (int)(elen[0] > elen[1] ? elen[0] : elen[1]) : 0;
+  x->a = a;
+  x->step = a <= b ? step : -step;
+  x->count = (a <= b ? b - a : a - b) / step + 1;
   return 1;
 }
 
 /* {x..y[..step]} with ASCII letters over "A..Za..z", using Python slice
  * semantics as braceexpand does (so {A..A} and descending ranges to 'A' work). */
-static int char_range(const char *e, size_t len, slist *out) {
+static int char_range(const char *e, size_t len, node *x) {
   if (len < 4 || !is_alpha(e[0]) || e[1] != '.' || e[2] != '.' || !is_alpha(e[3])) return 0;
   long long step;
   if (!read_step(e, len, 4, &step)) return 0;
@@ -176,6 +185,8 @@ static int char_range(const char *e, size_t len, slist *out) {
     if (b == 0) b = -n; /* Python: end or -len(alphabet) */
     start = a, stop = b - 1, st = -step;
   }
+  x->kind = N_CHR;
+  x->nchars = 0;
   /* PySlice_AdjustIndices */
   if (st > 0) {
     if (start < 0) start += n;
@@ -184,8 +195,7 @@ static int char_range(const char *e, size_t len, slist *out) {
     if (stop < 0) stop += n;
     if (stop < 0) stop = 0;
     if (stop > n) stop = n;
-    for (long long i = start; i < stop; i += st)
-      if (sl_push_n(out, &alphabet[i], 1) != CLIPCL_OK) return -1;
+    for (long long i = start; i < stop; i += st) x->chars[x->nchars++] = alphabet[i];
   } else {
     if (start < 0) start += n;
     if (start < 0) start = -1;
@@ -193,148 +203,328 @@ static int char_range(const char *e, size_t len, slist *out) {
     if (stop < 0) stop += n;
     if (stop < 0) stop = -1;
     if (stop >= n) stop = n - 1;
-    for (long long i = start; i > stop; i += st)
-      if (sl_push_n(out, &alphabet[i], 1) != CLIPCL_OK) return -1;
+    for (long long i = start; i > stop; i += st) x->chars[x->nchars++] = alphabet[i];
   }
   return 1;
 }
 
-/* Comma alternatives at depth 0: 1 = matched, 0 = no comma, negative error. */
-static int sequence(const char *e, size_t len, slist *out) {
-  size_t start = 0, pos = 0;
-  int depth = 0, items = 0;
-  while (pos < len) {
-    if (e[pos] == '\\') {
-      pos += 2;
-      continue;
+static clipcl_status parse_pattern(const char *p, size_t len, int depth, pattern *out);
+
+static void node_free(node *x) {
+  free(x->own);
+  x->own = NULL;
+  if (x->kind != N_ALT) return;
+  for (int k = 0; k < x->nalts; k++) pat_free(&x->alts[k]);
+  free(x->alts);
+  x->alts = NULL;
+  x->nalts = 0;
+}
+
+/* Comma alternatives at depth 0 into x: 1 = matched, 0 = no comma,
+ * negative = error (message set; x may hold alternatives to free). */
+static int sequence(const char *e, size_t len, int depth, node *x) {
+  int items = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    size_t start = 0, pos = 0;
+    int d = 0;
+    for (;;) {
+      if (pos >= len || (e[pos] == ',' && d == 0)) {
+        if (pass == 0) {
+          items++;
+        } else {
+          x->nalts++;
+          if (parse_pattern(e + start, (pos < len ? pos : len) - start, depth + 1, &x->alts[x->nalts - 1]))
+            return -1;
+        }
+        if (pos >= len) break;
+        start = pos + 1;
+      } else if (e[pos] == '\\') {
+        pos += 2;
+        continue;
+      } else if (e[pos] == '{') {
+        d++;
+      } else if (e[pos] == '}') {
+        d--;
+      }
+      pos++;
     }
-    if (e[pos] == '{') depth++;
-    else if (e[pos] == '}') depth--;
-    else if (e[pos] == ',' && depth == 0) {
-      slist part = {0};
-      if (parse_pattern(e + start, pos - start, &part) != CLIPCL_OK || sl_append(out, &part) != CLIPCL_OK) {
-        sl_free(&part);
+    if (d != 0) {
+      cc_fail(CLIPCL_ERR_ARG, "unbalanced braces in '%.*s'", (int)len, e);
+      return -1;
+    }
+    if (pass == 0) {
+      if (items < 2) return 0;
+      x->kind = N_ALT;
+      if (!(x->alts = calloc((size_t)items, sizeof *x->alts))) {
+        oom();
         return -1;
       }
-      items++;
-      start = pos + 1;
     }
-    pos++;
-  }
-  if (depth != 0) {
-    cc_fail(CLIPCL_ERR_ARG, "unbalanced braces in '%.*s'", (int)len, e);
-    return -1;
-  }
-  if (!items) return 0;
-  slist part = {0};
-  if (parse_pattern(e + start, len - start, &part) != CLIPCL_OK || sl_append(out, &part) != CLIPCL_OK) {
-    sl_free(&part);
-    return -1;
   }
   return 1;
 }
 
-static clipcl_status parse_pattern(const char *p, size_t len, slist *out) {
-  slist acc = {0};
-  clipcl_status s = sl_push_n(&acc, "", 0);
-  size_t start = 0, pos = 0;
-  int depth = 0;
-  while (s == CLIPCL_OK && pos < len) {
-    if (p[pos] == '\\') {
-      pos += 2;
-      continue;
-    }
-    if (p[pos] == '{') {
-      if (depth == 0 && pos > start) {
-        slist lit = {0};
-        s = sl_push_n(&lit, p + start, pos - start);
-        if (s == CLIPCL_OK) s = sl_product(&acc, &lit);
-        sl_free(&lit);
-        start = pos;
-      }
-      depth++;
-    } else if (p[pos] == '}') {
-      depth--;
-      if (depth < 0) {
-        s = cc_fail(CLIPCL_ERR_ARG, "unbalanced braces in '%.*s'", (int)len, p);
+/* Parses the inside of one brace pair (e[-1] is '{', e[elen] is '}') into
+ * items appended to out. */
+static clipcl_status parse_group(const char *e, size_t elen, int depth, pattern *out) {
+  node x;
+  memset(&x, 0, sizeof x);
+  int m = int_range(e, elen, &x);
+  if (m == 0) m = char_range(e, elen, &x);
+  if (m == 0) m = sequence(e, elen, depth, &x);
+  if (m < 0) {
+    node_free(&x);
+    return strstr(clipcl_last_error(), "out of memory") ? CLIPCL_ERR_NOMEM : CLIPCL_ERR_ARG;
+  }
+  if (m == 0) {
+    /* not a range or list: the braces stay, the inside is expanded */
+    CC_TRY(push_lit(out, e - 1, 1));
+    pattern inner = {0};
+    clipcl_status s = parse_pattern(e, elen, depth + 1, &inner);
+    for (int i = 0; s == CLIPCL_OK && i < inner.n; i++) {
+      node *y = pat_push(out, N_LIT);
+      if (!y) {
+        s = oom();
         break;
       }
-      if (depth == 0) {
-        const char *e = p + start + 1;
-        size_t elen = pos - start - 1;
-        slist item = {0};
-        int m = int_range(e, elen, &item);
-        if (m == 0) m = char_range(e, elen, &item);
-        if (m == 0) m = sequence(e, elen, &item);
-        if (m < 0) {
-          s = CLIPCL_ERR_ARG;
-          if (strstr(clipcl_last_error(), "out of memory")) s = CLIPCL_ERR_NOMEM;
-        } else if (m == 0) {
-          /* not a range or list: the braces stay, the inside is expanded */
-          slist open = {0}, inner = {0}, close = {0};
-          s = sl_push_n(&open, "{", 1);
-          if (s == CLIPCL_OK) s = sl_product(&acc, &open);
-          if (s == CLIPCL_OK) s = parse_pattern(e, elen, &inner);
-          if (s == CLIPCL_OK) s = sl_product(&acc, &inner);
-          if (s == CLIPCL_OK) s = sl_push_n(&close, "}", 1);
-          if (s == CLIPCL_OK) s = sl_product(&acc, &close);
-          sl_free(&open), sl_free(&inner), sl_free(&close);
-        } else {
-          s = sl_product(&acc, &item);
-        }
-        sl_free(&item);
-        start = pos + 1;
-      }
+      *y = inner.v[i];
+      inner.v[i].kind = N_LIT; /* moved: nothing left to free there */
+      inner.v[i].own = NULL;
     }
-    pos++;
+    pat_free(&inner);
+    CC_TRY(s);
+    return push_lit(out, e + elen, 1);
   }
-  if (s == CLIPCL_OK && depth != 0) s = cc_fail(CLIPCL_ERR_ARG, "unbalanced braces in '%.*s'", (int)len, p);
-  if (s == CLIPCL_OK && start < len) {
-    slist lit = {0};
-    s = sl_push_n(&lit, p + start, len - start);
-    if (s == CLIPCL_OK) s = sl_product(&acc, &lit);
-    sl_free(&lit);
+  node *y = pat_push(out, x.kind);
+  if (!y) {
+    node_free(&x);
+    return oom();
   }
-  if (s != CLIPCL_OK) {
-    sl_free(&acc);
-    return s;
-  }
-  *out = acc;
+  *y = x;
   return CLIPCL_OK;
 }
 
-/* braceexpand drops the backslash of every escape once expansion is done. */
-static void unescape(char *s) {
-  char *w = s;
-  for (char *r = s; *r; r++) {
-    if (*r == '\\' && r[1]) r++;
-    *w++ = *r;
+static clipcl_status parse_pattern(const char *p, size_t len, int depth, pattern *out) {
+  if (depth > BRACE_MAX_DEPTH)
+    return cc_fail(CLIPCL_ERR_ARG, "braces nested more than %d deep", BRACE_MAX_DEPTH);
+  size_t start = 0, open = 0;
+  int d = 0;
+  for (size_t pos = 0; pos < len; pos++) {
+    if (p[pos] == '\\') {
+      pos++;
+      continue;
+    }
+    if (p[pos] == '{') {
+      if (d == 0) {
+        CC_TRY(push_lit(out, p + start, pos - start));
+        open = pos;
+      }
+      d++;
+    } else if (p[pos] == '}') {
+      if (--d < 0) return cc_fail(CLIPCL_ERR_ARG, "unbalanced braces in '%.*s'", (int)len, p);
+      if (d == 0) {
+        CC_TRY(parse_group(p + open + 1, pos - open - 1, depth, out));
+        start = pos + 1;
+      }
+    }
   }
-  *w = 0;
+  if (d != 0) return cc_fail(CLIPCL_ERR_ARG, "unbalanced braces in '%.*s'", (int)len, p);
+  if (start < len) CC_TRY(push_lit(out, p + start, len - start));
+  return CLIPCL_OK;
+}
+
+/* ---- sizes -------------------------------------------------------------- */
+static unsigned long long sat_add(unsigned long long a, unsigned long long b) { return a + b > BIG ? BIG : a + b; }
+static unsigned long long sat_mul(unsigned long long a, unsigned long long b) {
+  return a && b > BIG / a ? BIG : a * b;
+}
+
+/* Ranges and lists in p, nested ones included. */
+static long groups(const pattern *p) {
+  long g = 0;
+  for (int i = 0; i < p->n; i++) {
+    const node *x = &p->v[i];
+    if (x->kind != N_LIT) g++;
+    for (int k = 0; k < x->nalts; k++) g += groups(&x->alts[k]);
+  }
+  return g;
+}
+
+/* Names a pattern expands to (*count) and their total length in bytes. */
+static void measure(const pattern *p, unsigned long long *count, unsigned long long *bytes) {
+  unsigned long long c = 1, b = 0;
+  for (int i = 0; i < p->n; i++) {
+    const node *x = &p->v[i];
+    unsigned long long ic = 0, ib = 0;
+    if (x->kind == N_LIT) {
+      ic = 1, ib = x->len;
+    } else if (x->kind == N_CHR) {
+      ic = (unsigned long long)x->nchars, ib = ic;
+    } else if (x->kind == N_INT) {
+      ic = (unsigned long long)x->count;
+      if (ic > (unsigned long long)max_names) {
+        ib = BIG; /* refused for its count anyway */
+      } else {
+        for (long long j = 0; j < x->count; j++) {
+          long long v = x->a + j * x->step;
+          unsigned long long u = v < 0 ? (unsigned long long)-v : (unsigned long long)v, d = 1;
+          while (u >= 10) u /= 10, d++;
+          d += v < 0;
+          ib += d > (unsigned long long)x->width ? d : (unsigned long long)x->width;
+        }
+      }
+    } else {
+      for (int k = 0; k < x->nalts; k++) {
+        unsigned long long ac, ab;
+        measure(&x->alts[k], &ac, &ab);
+        ic = sat_add(ic, ac);
+        ib = sat_add(ib, ab);
+      }
+    }
+    /* all of (names so far) x (this item's names) */
+    b = sat_add(sat_mul(b, ic), sat_mul(ib, c));
+    c = sat_mul(c, ic);
+  }
+  *count = c;
+  *bytes = b;
+}
+
+/* ---- generation ----------------------------------------------------------- */
+typedef struct cont {
+  const pattern *p;
+  int i;
+  const struct cont *up;
+} cont;
+
+typedef struct {
+  char *buf; /* the name being built */
+  size_t len, cap;
+  char **names; /* the result block: total pointers, then the text */
+  char *text;   /* every finished name, NUL-terminated, one after another */
+  size_t tlen, tcap;
+  int n;
+} gen;
+
+
+/* Appends n bytes to the name being built. */
+static clipcl_status put(gen *g, const char *s, size_t n) {
+  if (g->len + n + 1 > g->cap) {
+    size_t c = g->cap ? g->cap : 256;
+    while (c < g->len + n + 1) c *= 2;
+    char *b = realloc(g->buf, c);
+    if (!b) return oom();
+    g->buf = b;
+    g->cap = c;
+  }
+  memcpy(g->buf + g->len, s, n);
+  g->len += n;
+  return CLIPCL_OK;
+}
+
+/* The name in g->buf is complete: append it to the text, whose size was
+ * measured exactly beforehand. */
+static clipcl_status finish(gen *g) {
+  if (g->tlen + g->len + 1 > g->tcap) return cc_fail(CLIPCL_ERR_ARG, "brace expansion: names longer than measured");
+  char *t = g->text + g->tlen;
+  if (g->len) memcpy(t, g->buf, g->len); /* buf is NULL before the first put */
+  t[g->len] = 0;
+  g->tlen += g->len + 1;
+  g->names[g->n++] = t;
+  return CLIPCL_OK;
+}
+
+/* Writes every name of p from item i on, then of the continuations k, after
+ * the text already in g->buf. Only ranges and alternatives recurse. */
+static clipcl_status walk(gen *g, const pattern *p, int i, const cont *k) {
+  size_t mark = g->len;
+  clipcl_status s = CLIPCL_OK;
+  for (;;) {
+    if (i == p->n) {
+      if (k) {
+        p = k->p, i = k->i, k = k->up;
+        continue;
+      }
+      s = finish(g);
+      break;
+    }
+    const node *x = &p->v[i];
+    if (x->kind == N_LIT) {
+      if ((s = put(g, x->s, x->len))) break;
+      i++;
+      continue;
+    }
+    size_t here = g->len;
+    if (x->kind == N_CHR) {
+      for (int j = 0; j < x->nchars && !s; j++) {
+        g->len = here;
+        if (!(s = put(g, &x->chars[j], 1))) s = walk(g, p, i + 1, k);
+      }
+    } else if (x->kind == N_INT) {
+      char num[64];
+      for (long long j = 0; j < x->count && !s; j++) {
+        int w = snprintf(num, sizeof num, "%0*lld", x->width, x->a + j * x->step);
+        g->len = here;
+        if (!(s = put(g, num, (size_t)w))) s = walk(g, p, i + 1, k);
+      }
+    } else {
+      cont next = {p, i + 1, k};
+      for (int j = 0; j < x->nalts && !s; j++) {
+        g->len = here;
+        s = walk(g, &x->alts[j], 0, &next);
+      }
+    }
+    break;
+  }
+  g->len = mark;
+  return s;
 }
 
 clipcl_status cc_brace_expand(const char *spec, char ***names, int *n) {
   *names = NULL;
   *n = 0;
-  slist all = {0};
+  /* parse every "::" part and measure them all before building anything */
+  int nparts = 1;
+  for (const char *q = spec; (q = strstr(q, "::")); q += 2) nparts++;
+  pattern *parts = calloc((size_t)nparts, sizeof *parts);
+  if (!parts) return cc_fail_ctx(oom(), "%s", spec);
+  clipcl_status s = CLIPCL_OK;
+  unsigned long long total = 0, bytes = 0;
   const char *p = spec;
-  for (;;) {
+  for (int k = 0; k < nparts && s == CLIPCL_OK; k++) {
     const char *sep = strstr(p, "::");
     size_t len = sep ? (size_t)(sep - p) : strlen(p);
-    slist part = {0};
-    clipcl_status s = parse_pattern(p, len, &part);
-    if (s == CLIPCL_OK) s = sl_append(&all, &part);
-    if (s != CLIPCL_OK) {
-      sl_free(&part);
-      sl_free(&all);
-      return cc_fail_ctx(s, "%s", spec);
+    s = parse_pattern(p, len, 0, &parts[k]);
+    unsigned long long c, b;
+    if (s == CLIPCL_OK && groups(&parts[k]) > BRACE_MAX_GROUPS)
+      s = cc_fail(CLIPCL_ERR_ARG, "more than %d brace groups", BRACE_MAX_GROUPS);
+    if (s == CLIPCL_OK) {
+      measure(&parts[k], &c, &b);
+      total = sat_add(total, c);
+      bytes = sat_add(bytes, sat_add(b, c)); /* + a NUL each */
     }
-    if (!sep) break;
-    p = sep + 2;
+    p = sep ? sep + 2 : p + len;
   }
-  for (int i = 0; i < all.n; i++) unescape(all.v[i]);
-  *names = all.v;
-  *n = all.n;
+  if (s == CLIPCL_OK && total > (unsigned long long)max_names)
+    s = cc_fail(CLIPCL_ERR_ARG, "brace expansion gives more than %d names", max_names);
+  if (s == CLIPCL_OK && bytes > BRACE_MAX_BYTES)
+    s = cc_fail(CLIPCL_ERR_ARG, "brace expansion gives more than %zu MiB of names", BRACE_MAX_BYTES >> 20);
+  gen g = {0};
+  /* one block: the pointer array, then the text it points into */
+  if (s == CLIPCL_OK && !(g.names = malloc((size_t)total * sizeof *g.names + (size_t)bytes + 1))) s = oom();
+  if (s == CLIPCL_OK) {
+    g.text = (char *)(g.names + total);
+    g.tcap = (size_t)bytes;
+  }
+  for (int k = 0; k < nparts && s == CLIPCL_OK; k++) s = walk(&g, &parts[k], 0, NULL);
+  for (int k = 0; k < nparts; k++) pat_free(&parts[k]);
+  free(parts);
+  free(g.buf);
+  if (s != CLIPCL_OK) {
+    free(g.names);
+    return cc_fail_ctx(s, "%s", spec);
+  }
+  *names = g.names;
+  *n = g.n;
   return CLIPCL_OK;
 }
 

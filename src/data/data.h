@@ -24,6 +24,9 @@
 #define CC_DATA_MAX_MEMBER ((size_t)256 << 20)
 /* Brace expansion and folder scans stop with an error beyond this count. */
 #define CC_DATA_MAX_NAMES 1000000
+/* Largest integer label a manifest row may carry: ten million classes is far
+ * beyond any real data set, and the label count sizes classifiers. */
+#define CC_DATA_MAX_LABEL 9999999
 /* Depth of sub-directories followed inside one class folder. */
 #define CC_DATA_MAX_DEPTH 32
 
@@ -35,7 +38,7 @@ typedef enum {
   CC_ROW_LONG,      /* more fields than the header */
   CC_ROW_FIELD_BIG, /* a field over CC_DATA_MAX_CAPTION bytes */
   CC_ROW_NO_PATH,   /* empty image path */
-  CC_ROW_LABEL      /* label is not an integer in 0..INT32_MAX */
+  CC_ROW_LABEL      /* label is not an integer in 0..CC_DATA_MAX_LABEL */
 } cc_row_flaw;
 
 typedef struct {
@@ -95,8 +98,15 @@ const char *cc_row_source(const clipcl_dataset *ds, size_t row, char *buf, size_
  * integer ranges (zero padding kept: width of the longer end when either end
  * has a leading zero), {a..e} letter ranges, an optional ..step, \ escapes a
  * brace or comma; a brace with neither comma nor range stays literal.
- * Returns a malloc'd array of *n malloc'd names (free with cc_names_free). */
+ * Refuses more than CC_DATA_MAX_NAMES names, more than 64 MiB of them,
+ * braces nested over 64 deep or over 1024 groups in one part.
+ * *names is ONE malloc'd block holding the *n pointers and the names they
+ * point to: release it with a single free(). */
 clipcl_status cc_brace_expand(const char *spec, char ***names, int *n);
+/* Lowers the name cap for the process (the fuzz target does, so that each
+ * input stays fast); n <= 0 restores CC_DATA_MAX_NAMES. */
+void cc_brace_set_max_names(int n);
+/* Frees an array of n malloc'd names (folder scans). */
 void cc_names_free(char **names, int n);
 
 /* ---- streaming tar reader (source_tar.c) ---------------------------------

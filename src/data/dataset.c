@@ -76,7 +76,7 @@ void clipcl_dataset_free(clipcl_dataset *ds) {
   free(ds->arena);
   free(ds->rows);
   cc_names_free(ds->classes, ds->nclasses);
-  cc_names_free(ds->shards, ds->nshards);
+  free(ds->shards); /* one block (cc_brace_expand) */
   free(ds);
 }
 
@@ -172,7 +172,7 @@ const char *cc_row_flaw_text(const clipcl_dataset *ds, const cc_row *r, char *bu
     case CC_ROW_LONG: snprintf(buf, cap, "row has %s%d fields, more than the header", r->nfields == 255 ? ">= " : "", r->nfields); break;
     case CC_ROW_FIELD_BIG: snprintf(buf, cap, "a field is longer than %zu bytes", CC_DATA_MAX_CAPTION); break;
     case CC_ROW_NO_PATH: snprintf(buf, cap, "empty image path (or one holding a NUL byte)"); break;
-    case CC_ROW_LABEL: snprintf(buf, cap, "label is not an integer in 0..2147483647"); break;
+    case CC_ROW_LABEL: snprintf(buf, cap, "label is not an integer in 0..%d", CC_DATA_MAX_LABEL); break;
   }
   return buf;
 }

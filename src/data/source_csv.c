@@ -145,8 +145,8 @@ static int read_record(reader *r, char sep, record *rec) {
   } while (0)
 #define END_FIELD()                                                           \
   do {                                                                        \
+    if (rec->header_mode) PUT(0); /* the NUL counts: it may overflow */      \
     if (cur && cur->too_big) rec->too_big = 1;                                \
-    if (rec->header_mode) PUT(0);                                             \
     if (rec->nfields < 0x7fffffff) rec->nfields++;                            \
   } while (0)
 
@@ -224,7 +224,7 @@ static int read_record(reader *r, char sep, record *rec) {
 #undef END_FIELD
 }
 
-/* "12" -> 12; only digits (an optional '+'), at most INT32_MAX. */
+/* "12" -> 12; only digits (an optional '+'), at most CC_DATA_MAX_LABEL. */
 static int parse_label(const char *s, size_t n, int32_t *out) {
   size_t i = 0;
   if (i < n && s[i] == '+') i++;
@@ -233,7 +233,7 @@ static int parse_label(const char *s, size_t n, int32_t *out) {
   for (; i < n; i++) {
     if (s[i] < '0' || s[i] > '9') return 0;
     v = v * 10 + (s[i] - '0');
-    if (v > 0x7fffffffLL) return 0;
+    if (v > CC_DATA_MAX_LABEL) return 0;
   }
   *out = (int32_t)v;
   return 1;
@@ -328,7 +328,7 @@ clipcl_status cc_csv_open(clipcl_dataset *ds, const char *path, const clipcl_dat
     goto done;
   }
   if (rec.too_big) {
-    s = cc_fail(CLIPCL_ERR_FORMAT, "%s: header field longer than %zu bytes", path, CC_DATA_MAX_CAPTION);
+    s = cc_fail(CLIPCL_ERR_FORMAT, "%s: header row longer than %zu bytes", path, CC_DATA_MAX_CAPTION);
     goto done;
   }
   int ncols = rec.nfields;

@@ -135,11 +135,24 @@ static int is_meta(const char *name) {
 static int read_member(cc_tar_reader *r, int64_t size, uint8_t **out, size_t *len, char *err, size_t errcap) {
   *out = NULL;
   *len = 0;
-  uint8_t *buf = malloc(size > 0 ? (size_t)size : 1);
+  /* the buffer grows with the data actually there: a header that declares
+   * 256 MiB in front of a few bytes costs a few bytes */
+  size_t cap = size < (1 << 20) ? (size_t)size + 1 : (size_t)1 << 20;
+  uint8_t *buf = malloc(cap);
   if (!buf) return -1;
   size_t got = 0;
   while (got < (size_t)size) {
-    la_ssize_t k = archive_read_data(r->a, buf + got, (size_t)size - got);
+    if (got == cap) {
+      size_t ncap = cap * 2 < (size_t)size ? cap * 2 : (size_t)size;
+      uint8_t *nb = realloc(buf, ncap);
+      if (!nb) {
+        free(buf);
+        return -1;
+      }
+      buf = nb;
+      cap = ncap;
+    }
+    la_ssize_t k = archive_read_data(r->a, buf + got, cap - got);
     if (k < 0) {
       snprintf(err, errcap, "%s", archive_error_string(r->a) ? archive_error_string(r->a) : "read error");
       free(buf);
@@ -347,7 +360,13 @@ int cc_tar_next(cc_tar_reader *r, cc_tar_sample *out) {
   if (!r->a) {
     r->a = archive_read_new();
     if (!r->a) return -1;
-    archive_read_support_filter_all(r->a);
+    /* the compressions Python's tarfile reads (webdataset's "r|*"), all in
+     * libarchive itself; not filter_all, which would also run external
+     * programs (lrzip, lzop, grzip) on a shard that asks for them */
+    archive_read_support_filter_gzip(r->a);
+    archive_read_support_filter_bzip2(r->a);
+    archive_read_support_filter_xz(r->a);
+    archive_read_support_filter_zstd(r->a);
     archive_read_support_format_tar(r->a);
     if (archive_read_open_filename(r->a, r->shard, 1 << 16) != ARCHIVE_OK) {
       char what[700];

@@ -5,18 +5,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "image/image.h"
 #include "util/error.h"
+#include "util/mem.h"
+
+static _Atomic uint64_t max_pixels = CC_IMAGE_MAX_PIXELS;
+
+uint64_t cc_image_max_pixels(void) { return max_pixels; }
+void cc_image_set_max_pixels(uint64_t n) { max_pixels = n ? n : CC_IMAGE_MAX_PIXELS; }
+
+clipcl_status cc_image_check_size(uint64_t w, uint64_t h, const char *format, const char *name) {
+  uint64_t lim = max_pixels;
+  if (w <= lim && h <= lim && w * h <= lim) return CLIPCL_OK; /* w, h < 2^32: no overflow past the first test */
+  char need[32], cap[32], note[96];
+  double bytes = (double)w * (double)h * 3;
+  cc_fmt_bytes(need, sizeof need, bytes > 1.8e19 ? UINT64_MAX : (uint64_t)bytes);
+  cc_fmt_bytes(cap, sizeof cap, lim * 3);
+  return cc_fail(CLIPCL_ERR_FORMAT,
+                 "%s: %s of %llu x %llu pixels is over the limit of %llu pixels: decoding it would allocate %s for "
+                 "its RGB pixels (limit %s)%s",
+                 name, format, (unsigned long long)w, (unsigned long long)h, (unsigned long long)lim, need, cap,
+                 cc_host_memory_note(note, sizeof note));
+}
 
 clipcl_status cc_image_alloc(clipcl_image *img, int w, int h, const char *name) {
   if (w <= 0 || h <= 0) return cc_fail(CLIPCL_ERR_FORMAT, "%s: image has no pixels (%d x %d)", name, w, h);
-  if ((uint64_t)w * (uint64_t)h > CC_IMAGE_MAX_PIXELS)
-    return cc_fail(CLIPCL_ERR_FORMAT, "%s: image of %d x %d pixels is over the limit of %llu pixels", name, w,
-                   h, (unsigned long long)CC_IMAGE_MAX_PIXELS);
+  CC_TRY(cc_image_check_size((uint64_t)w, (uint64_t)h, "image", name));
   size_t bytes = (size_t)w * (size_t)h * 3;
   img->rgb = malloc(bytes);
-  if (!img->rgb) return cc_fail(CLIPCL_ERR_NOMEM, "%s: cannot allocate %zu bytes for %d x %d pixels", name, bytes, w, h);
+  if (!img->rgb) {
+    char b[32], note[96];
+    return cc_fail(CLIPCL_ERR_NOMEM, "%s: cannot allocate %s for the RGB pixels of a %d x %d image%s", name,
+                   cc_fmt_bytes(b, sizeof b, bytes), w, h, cc_host_memory_note(note, sizeof note));
+  }
   img->w = w;
   img->h = h;
   return CLIPCL_OK;
@@ -71,10 +94,20 @@ clipcl_status clipcl_image_load(const char *path, clipcl_image *img) {
   size_t cap = 0, len = 0;
   uint8_t *buf = NULL;
   clipcl_status st = CLIPCL_OK;
+  char lim[32];
+  cc_fmt_bytes(lim, sizeof lim, CC_IMAGE_MAX_FILE_BYTES);
+  struct stat sb;
+  if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > CC_IMAGE_MAX_FILE_BYTES) {
+    char have[32];
+    fclose(f);
+    return cc_fail(CLIPCL_ERR_FORMAT, "%s: file of %s is over the limit of %s for an image", path,
+                   cc_fmt_bytes(have, sizeof have, (uint64_t)sb.st_size), lim);
+  }
   for (;;) {
     if (len == cap) {
       if (cap >= CC_IMAGE_MAX_FILE_BYTES) {
-        st = cc_fail(CLIPCL_ERR_FORMAT, "%s: file is larger than %zu bytes", path, CC_IMAGE_MAX_FILE_BYTES);
+        if (fgetc(f) == EOF) break; /* exactly at the limit */
+        st = cc_fail(CLIPCL_ERR_FORMAT, "%s: file is over the limit of %s for an image", path, lim);
         break;
       }
       size_t ncap = cap ? cap * 2 : 1 << 16;

@@ -15,9 +15,18 @@
 
 #include "clipcl.h"
 
-/* Decoders refuse images above this many pixels (768 MiB of RGB) before
- * allocating, so a forged header cannot ask for terabytes. */
+/* Decoders refuse images above this many pixels (768 MiB of RGB, e.g.
+ * 16384 x 16384) before allocating, so a forged header cannot ask for
+ * terabytes. */
 #define CC_IMAGE_MAX_PIXELS ((uint64_t)1 << 28)
+/* The limit in force: CC_IMAGE_MAX_PIXELS unless lowered for the process
+ * (the fuzz targets do, so that a tiny file declaring a huge image cannot
+ * make one input take seconds). */
+uint64_t cc_image_max_pixels(void);
+void cc_image_set_max_pixels(uint64_t n);
+/* OK, or the one-line refusal of a w x h `format` image over the limit:
+ * what its pixels would take, the limit, and the host's memory. */
+clipcl_status cc_image_check_size(uint64_t w, uint64_t h, const char *format, const char *name);
 /* Files are read whole; larger ones are refused. */
 #define CC_IMAGE_MAX_FILE_BYTES ((size_t)1 << 30)
 

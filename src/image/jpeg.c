@@ -101,12 +101,10 @@ clipcl_status cc_jpeg_decode(const uint8_t *data, size_t len, const char *name, 
     snprintf(err.msg, sizeof err.msg, "no image in the file (tables only)");
     longjmp(err.jb, 1);
   }
-  if ((uint64_t)d.image_width * d.image_height > CC_IMAGE_MAX_PIXELS) {
-    clipcl_status st = cc_fail(CLIPCL_ERR_FORMAT, "%s: JPEG of %u x %u pixels is over the limit of %llu pixels",
-                               name, (unsigned)d.image_width, (unsigned)d.image_height,
-                               (unsigned long long)CC_IMAGE_MAX_PIXELS);
+  clipcl_status size_st = cc_image_check_size(d.image_width, d.image_height, "JPEG", name);
+  if (size_st != CLIPCL_OK) {
     jpeg_destroy_decompress(&d);
-    return st;
+    return size_st;
   }
   int cmyk = 0;
   switch (d.num_components) {

@@ -2,6 +2,7 @@
  * Not here: any file format. */
 #include "io/atomic.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -223,6 +224,30 @@ clipcl_status cc_atomic_commit(cc_atomic *a) {
   }
   free_atomic(a);
   return s;
+}
+
+int cc_atomic_remove_stale(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int removed = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    const char *t = e->d_name[0] == '.' ? strstr(e->d_name, ".tmp-") : NULL;
+    long pid;
+    unsigned n;
+    char end;
+    if (!t || t == e->d_name || sscanf(t, ".tmp-%ld-%u%c", &pid, &n, &end) != 2 || pid <= 0) continue;
+    /* a pid that exists (ours included) may still be writing */
+    if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    size_t len = strlen(dir) + strlen(e->d_name) + 2;
+    char *p = malloc(len);
+    if (!p) break;
+    snprintf(p, len, "%s/%s", dir, e->d_name);
+    if (unlink(p) == 0) removed++;
+    free(p);
+  }
+  closedir(d);
+  return removed;
 }
 
 clipcl_status cc_atomic_write_file(const char *path, const void *data, size_t n) {

@@ -42,6 +42,11 @@ uint64_t cc_atomic_size(const cc_atomic *a);
 /* The target path given to cc_atomic_begin (for messages). */
 const char *cc_atomic_path(const cc_atomic *a);
 
+/* Removes the temporaries ("<dir>/.<name>.tmp-<pid>-<n>") that processes
+ * which no longer exist left in dir when they were killed mid-write; those
+ * of live processes stay. Returns how many were removed. */
+int cc_atomic_remove_stale(const char *dir);
+
 /* Whole buffer in one call. */
 clipcl_status cc_atomic_write_file(const char *path, const void *data, size_t n);
 /* A text buffer (util/buf.h) to path; CLIPCL_ERR_NOMEM if an append failed. */

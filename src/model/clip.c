@@ -164,9 +164,17 @@ clipcl_status cc_model_workspace(cc_model *m, int vision, int cap, int save) {
     if (keeps(w->save) > keeps(save)) save = w->save;
   }
   ws_free(w);
-  const cc_tower_dims *d = vision ? &m->L.vis : &m->L.txt;
+  return cc_tower_ws_build(w, &m->L, m->rt, 0, vision, cap, save);
+}
+
+void cc_tower_ws_free(cc_tower_ws *w) { ws_free(w); }
+
+clipcl_status cc_tower_ws_build(cc_tower_ws *w, const cc_layout *L, cc_rt *rt, uint64_t max_alloc, int vision,
+                                int cap, int save) {
+  memset(w, 0, sizeof *w);
+  const cc_tower_dims *d = vision ? &L->vis : &L->txt;
   size_t B = (size_t)cap, T = (size_t)d->T, C = (size_t)d->C, H = (size_t)d->H, M = (size_t)d->M;
-  size_t E = (size_t)m->L.cfg.embed_dim, BT = B * T;
+  size_t E = (size_t)L->cfg.embed_dim, BT = B * T;
   if (cap <= 0 || BT / B != T || BT > ((size_t)1 << 40) / (M + 4 * C))
     return cc_fail(CLIPCL_ERR_ARG, "batch %d too large for this model", cap);
   w->cap = cap;
@@ -177,7 +185,9 @@ clipcl_status cc_model_workspace(cc_model *m, int vision, int cap, int save) {
   size_t per_layer = BT * (C * 6 + 3 * C * 2 + M * 2) + BT * 4 + B * H * T * T;
   size_t expect = (save == CC_WS_FULL ? (size_t)d->layers : 1) * per_layer + BT * C * (8 + (size_t)d->layers) +
                   BT * M * 2;
-  CC_TRY(cc_arena_init(&w->ar, m->rt, vision ? "vision activations" : "text activations", expect));
+  const char *name = vision ? "vision activations" : "text activations";
+  if (rt) CC_TRY(cc_arena_init(&w->ar, rt, name, expect));
+  else CC_TRY(cc_arena_init_count(&w->ar, name, expect, max_alloc));
   cc_arena *a = &w->ar;
   CC_TRY(ws_alloc(a, BT * C, &w->x0));
   for (int l = 0; l < d->layers; l++) {
@@ -210,9 +220,9 @@ clipcl_status cc_model_workspace(cc_model *m, int vision, int cap, int save) {
   CC_TRY(ws_alloc(a, B, &w->lnf_rstd));
   CC_TRY(ws_alloc(a, B * E, &w->feat));
   if (vision) {
-    size_t S = (size_t)m->L.cfg.vision.image_size, P = T - 1;
+    size_t S = (size_t)L->cfg.vision.image_size, P = T - 1;
     CC_TRY(ws_alloc(a, B * 3 * S * S, &w->pixels));
-    CC_TRY(ws_alloc(a, B * P * (size_t)m->L.patch_dim, &w->cols));
+    CC_TRY(ws_alloc(a, B * P * (size_t)L->patch_dim, &w->cols));
     CC_TRY(ws_alloc(a, B * P * C, &w->patches));
     CC_TRY(ws_alloc(a, BT * C, &w->emb));
     CC_TRY(ws_alloc(a, BT, &w->pre_mean));
@@ -239,9 +249,14 @@ clipcl_status cc_model_head_workspace(cc_model *m, int cap) {
   cc_head_ws *h = &m->head;
   if (h->cap >= cap) return CLIPCL_OK;
   cc_arena_free(&h->ar);
+  return cc_head_ws_build(h, &m->L, m->rt, 0, cap);
+}
+
+clipcl_status cc_head_ws_build(cc_head_ws *h, const cc_layout *L, cc_rt *rt, uint64_t max_alloc, int cap) {
   memset(h, 0, sizeof *h);
-  size_t N = (size_t)cap, E = (size_t)m->L.cfg.embed_dim;
-  CC_TRY(cc_arena_init(&h->ar, m->rt, "head", 8 * N * N + 8 * N * E));
+  size_t N = (size_t)cap, E = (size_t)L->cfg.embed_dim;
+  if (rt) CC_TRY(cc_arena_init(&h->ar, rt, "contrastive head", 8 * N * N + 8 * N * E));
+  else CC_TRY(cc_arena_init_count(&h->ar, "contrastive head", 8 * N * N + 8 * N * E, max_alloc));
   CC_TRY(ws_alloc(&h->ar, N * E, &h->img_n));
   CC_TRY(ws_alloc(&h->ar, N * E, &h->txt_n));
   CC_TRY(ws_alloc(&h->ar, N, &h->img_norm));

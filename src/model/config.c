@@ -10,6 +10,9 @@
 #include "clipcl.h"
 #include "util/error.h"
 
+/* A config file is a few hundred bytes; a longer one is not a config. */
+#define CC_CONFIG_MAX_FILE 65536
+
 typedef struct {
   const char *name;
   clipcl_config c;
@@ -227,11 +230,10 @@ clipcl_status clipcl_config_get(const char *name, clipcl_config *out) {
     }
     return cc_fail(CLIPCL_ERR_ARG, "%s: not a built-in model config (%s) nor a readable JSON file", name, list);
   }
-  char buf[65536];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  int big = !feof(f);
+  static _Thread_local char buf[CC_CONFIG_MAX_FILE + 2];
+  size_t n = fread(buf, 1, CC_CONFIG_MAX_FILE + 1, f);
   fclose(f);
-  if (big) return cc_fail(CLIPCL_ERR_FORMAT, "%s: config file larger than 64 KiB", name);
+  if (n > CC_CONFIG_MAX_FILE) return cc_fail(CLIPCL_ERR_FORMAT, "%s: config file larger than 64 KiB", name);
   buf[n] = 0;
   return clipcl_config_parse(buf, name, out);
 }

@@ -113,6 +113,12 @@ clipcl_status cc_model_workspace(cc_model *m, int vision, int cap, int save);
  * backward scratch). */
 size_t cc_model_activation_bytes(const cc_model *m);
 clipcl_status cc_model_head_workspace(cc_model *m, int cap);
+/* The same layouts built into w / h: on the device rt, or (rt NULL) only
+ * counted against a per-buffer limit, for planning (memory.h). */
+clipcl_status cc_tower_ws_build(cc_tower_ws *w, const cc_layout *L, cc_rt *rt, uint64_t max_alloc, int vision,
+                                int cap, int save);
+void cc_tower_ws_free(cc_tower_ws *w);
+clipcl_status cc_head_ws_build(cc_head_ws *h, const cc_layout *L, cc_rt *rt, uint64_t max_alloc, int cap);
 /* Uploads host parameters (L.total floats) / downloads them. */
 clipcl_status cc_model_set_params(cc_model *m, const float *host);
 /* Marks the packed weights stale; anything that writes parameters calls it. */

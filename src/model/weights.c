@@ -225,6 +225,22 @@ clipcl_status cc_weights_read(const char *path, const clipcl_config *override, c
     info->no_text_proj = !find_either(f, naming, "text_projection");
   }
   if ((s = cc_layout_build(&cfg, &L))) goto done;
+  {
+    /* every parameter comes from the file: one that holds far fewer values
+     * than the config needs is refused before its (config-sized) buffer is
+     * made, so a forged config in a small file cannot ask for gigabytes; a
+     * near miss goes on to read_all, which names the tensor that is wrong */
+    uint64_t have = 0, need = 0;
+    for (size_t i = 0; i < n; i++) have += cc_st_get(f, i)->numel;
+    for (int i = 0; i < L.n; i++) need += L.t[i].numel;
+    if (have < need / 2) {
+      s = cc_fail(CLIPCL_ERR_FORMAT, "%s: holds %llu values, not the %llu parameters of the model its config "
+                  "describes (%s)", path, (unsigned long long)have, (unsigned long long)need,
+                  info->config_source == CC_CONFIG_OVERRIDE ? "as given" :
+                  info->config_source == CC_CONFIG_METADATA ? "from its metadata" : "inferred from its shapes");
+      goto done;
+    }
+  }
   host = calloc(L.total ? L.total : 1, sizeof *host);
   if (!host) {
     s = cc_fail(CLIPCL_ERR_NOMEM, "out of host memory reading %s (%zu parameters)", path, L.total);

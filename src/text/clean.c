@@ -548,7 +548,7 @@ clipcl_status cc_text_clean(const uint32_t *in, size_t n, cc_u32s *out) {
     while (lo < hi && cc_py_isspace(b.p[lo])) lo++;
     while (hi > lo && cc_py_isspace(b.p[hi - 1])) hi--;
     out->n = 0;
-    if (s == CLIPCL_OK) s = cc_py_lower(b.p + lo, hi - lo, out);
+    if (s == CLIPCL_OK && hi > lo) s = cc_py_lower(b.p + lo, hi - lo, out); /* b.p is NULL when empty */
   }
   cc_u32s_free(&a);
   cc_u32s_free(&b);

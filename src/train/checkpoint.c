@@ -222,10 +222,14 @@ void cc_checkpoint_prune(const char *dir, int keep) {
     if (kept == 0) continue; /* never delete anything newer than the newest complete one */
     char model[4096], optim[4096];
     ckpt_paths(dir, v[i], model, optim, sizeof model);
-    remove(model);
+    /* optimiser file first: killed in between, the model file left behind
+     * is an incomplete pair that the next prune removes (an optimiser file
+     * alone would never be listed again) */
     remove(optim);
+    remove(model);
   }
   free(v);
+  cc_atomic_remove_stale(dir); /* temporaries of runs killed mid-write */
 }
 
 /* Rank 0's part of a load: parameters, moments (m then v), step, state. */

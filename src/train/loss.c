@@ -22,22 +22,13 @@
 
 #include "ops/ops.h"
 
-clipcl_status cc_loss_create(cc_rt *rt, cc_dist *d, int cap, int E, int siglip, cc_loss **out) {
-  *out = NULL;
-  if (cap < 1 || E < 1) return cc_fail(CLIPCL_ERR_ARG, "loss workspace for %d rows of %d", cap, E);
-  cc_loss *l = calloc(1, sizeof *l);
-  if (!l) return cc_fail(CLIPCL_ERR_NOMEM, "out of host memory");
-  l->rt = rt;
-  l->d = d;
-  l->cap = cap;
-  l->E = E;
-  l->R = cc_dist_size(d);
-  l->rank = cc_dist_rank(d);
-  l->siglip = siglip;
-  size_t N = (size_t)cap, R = (size_t)l->R, NE = N * (size_t)E, cols = siglip ? N : R * N;
-  clipcl_status s = cc_arena_init(&l->ar, rt, "loss", 8 * NE + 6 * N * cols + 4 * R * NE + 64);
+/* The device buffers of a loss for l->cap rows of l->E against l->R ranks,
+ * in its arena (a real one, or a counting one for cc_loss_plan). */
+static clipcl_status loss_layout(cc_loss *l) {
+  int siglip = l->siglip;
+  size_t N = (size_t)l->cap, R = (size_t)l->R, NE = N * (size_t)l->E, cols = siglip ? N : R * N;
   cc_arena *a = &l->ar;
-  if (!s) s = cc_arena_alloc(a, NE, &l->img_n);
+  clipcl_status s = cc_arena_alloc(a, NE, &l->img_n);
   if (!s) s = cc_arena_alloc(a, NE, &l->txt_n);
   if (!s) s = cc_arena_alloc(a, N, &l->img_norm);
   if (!s) s = cc_arena_alloc(a, N, &l->txt_norm);
@@ -63,6 +54,40 @@ clipcl_status cc_loss_create(cc_rt *rt, cc_dist *d, int cap, int E, int siglip, 
     s = cc_arena_alloc(a, NE, &l->blk);
     if (!s) s = cc_arena_alloc(a, NE, &l->dblk);
   }
+  return s;
+}
+
+static size_t loss_expect(size_t N, size_t E, size_t R, int siglip) {
+  size_t NE = N * E, cols = siglip ? N : R * N;
+  return 8 * NE + 6 * N * cols + 4 * R * NE + 64;
+}
+
+clipcl_status cc_loss_plan(int cap, int E, int R, int siglip, uint64_t max_alloc, uint64_t *bytes,
+                           uint64_t *largest) {
+  cc_loss l;
+  memset(&l, 0, sizeof l);
+  l.cap = cap, l.E = E, l.R = R, l.siglip = siglip;
+  cc_arena_init_count(&l.ar, "loss", loss_expect((size_t)cap, (size_t)E, (size_t)R, siglip), max_alloc);
+  clipcl_status s = loss_layout(&l);
+  *bytes = cc_arena_bytes(&l.ar, largest);
+  return s;
+}
+
+clipcl_status cc_loss_create(cc_rt *rt, cc_dist *d, int cap, int E, int siglip, cc_loss **out) {
+  *out = NULL;
+  if (cap < 1 || E < 1) return cc_fail(CLIPCL_ERR_ARG, "loss workspace for %d rows of %d", cap, E);
+  cc_loss *l = calloc(1, sizeof *l);
+  if (!l) return cc_fail(CLIPCL_ERR_NOMEM, "out of host memory");
+  l->rt = rt;
+  l->d = d;
+  l->cap = cap;
+  l->E = E;
+  l->R = cc_dist_size(d);
+  l->rank = cc_dist_rank(d);
+  l->siglip = siglip;
+  size_t N = (size_t)cap, R = (size_t)l->R, NE = N * (size_t)E;
+  clipcl_status s = cc_arena_init(&l->ar, rt, "loss", loss_expect(N, (size_t)E, R, siglip));
+  if (!s) s = loss_layout(l);
   if (!s && R > 1) {
     /* CLIP: what is sent and received, 2 R N E each; SigLIP: the own block,
      * R-1 received blocks, their gradients and two returned gradients */

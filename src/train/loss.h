@@ -31,6 +31,10 @@ typedef struct {
 } cc_loss;
 
 clipcl_status cc_loss_create(cc_rt *rt, cc_dist *d, int cap, int E, int siglip, cc_loss **out);
+/* The device bytes cc_loss_create would take for R ranks (and its largest
+ * buffer), laid out the same way on a counting arena; nothing allocated. */
+clipcl_status cc_loss_plan(int cap, int E, int R, int siglip, uint64_t max_alloc, uint64_t *bytes,
+                           uint64_t *largest);
 void cc_loss_free(cc_loss *l);
 /* Loss of img_feat, txt_feat (N,E each, raw tower outputs) into l->loss.
  * With grads: dimg_feat, dtxt_feat (N,E) overwritten; dscale[0] (and, for

@@ -90,6 +90,7 @@ clipcl_status cc_report_load_metrics(cc_report *r, const char *dir, long upto) {
   clipcl_status st = keep ? cc_atomic_write_file(path, keep, len)
                           : cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory reading the metrics", path);
   free(keep);
+  cc_atomic_remove_stale(dir); /* of a run killed writing metrics.jsonl or the model */
   return st;
 }
 

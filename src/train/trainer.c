@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "train/memory.h"
 
 clipcl_status cc_trainer_create(cc_model *m, const cc_train_hparams *hp, cc_trainer **out) {
   return cc_trainer_create_setup(m, hp, NULL, out);
@@ -34,7 +35,9 @@ clipcl_status cc_trainer_create_setup(cc_model *m, const cc_train_hparams *hp, c
   }
   size_t n = m->L.total, N = (size_t)hp->micro * hp->accum, E = (size_t)m->L.cfg.embed_dim;
   unsigned char *mask = NULL;
-  clipcl_status s = cc_model_enable_grads(m);
+  /* a batch that does not fit is refused before anything is allocated */
+  clipcl_status s = cc_check_training_fits(m->rt, &m->L, hp->micro, hp->accum, &t->su);
+  if (!s) s = cc_model_enable_grads(m);
   int keep = t->su.grad_ckpt ? CC_WS_CKPT : CC_WS_FULL;
   if (!s) s = cc_model_workspace(m, 1, hp->micro, keep);
   if (!s) s = cc_model_workspace(m, 0, hp->micro, keep);
