@@ -229,7 +229,7 @@ clipcl_status clipcl_image_batch(const clipcl_image_source *src, int n, int size
 
 /* ==== evaluation (src/eval/) ============================================= */
 /* Zero-shot classification, retrieval metrics, the linear probe, feature
- * caches and the image search index, all working on embeddings: float32,
+ * caches, all working on embeddings: float32,
  * row-major, one row of `dim` floats per item. The encoders live elsewhere.
  *
  * Scores are dot products computed as one float sum in the order e = 0 ..
@@ -438,54 +438,6 @@ clipcl_status clipcl_features_save(const char *prefix, const char *identity, con
 clipcl_status clipcl_features_load(const char *prefix, const char *identity, float **X, int32_t **labels,
                                    size_t *n, int *dim, int *hit);
 
-/* -- image search index (index.c, html.c) -- */
-/* A directory holding index.json ({"format": "clipcl-index", "version": 1,
- * "model", "dim", "count", "generation"}), embeddings-<generation>.npy
- * (count x dim float32, L2-normalised rows) and paths-<generation>.txt (one
- * path per line, in row order, with a backslash written as two, LF as
- * backslash-n and CR as backslash-r; every other byte as is). Saving writes a new
- * generation and then renames index.json over the old one, so a crash
- * leaves the previous index whole. */
-typedef struct clipcl_index clipcl_index;
-typedef struct {
-  int64_t index;    /* row in the index */
-  float score;      /* cosine similarity */
-  const char *path; /* owned by the index */
-} clipcl_search_hit;
-
-clipcl_status clipcl_index_create(const char *model_id, int dim, clipcl_index **out);
-/* Loads a saved index; *out NULL on error. */
-clipcl_status clipcl_index_load(const char *dir, clipcl_index **out);
-/* 1 when dir holds an index.json, else 0. */
-int clipcl_index_exists(const char *dir);
-/* Creates dir when missing (one level). */
-clipcl_status clipcl_index_save(clipcl_index *ix, const char *dir);
-void clipcl_index_free(clipcl_index *ix);
-/* CLIPCL_ERR_ARG naming both identities when model_id differs. */
-clipcl_status clipcl_index_check_model(const clipcl_index *ix, const char *model_id);
-int clipcl_index_contains(const clipcl_index *ix, const char *path);
-/* Appends rows for the paths not yet present (the first of repeated paths in
- * one call); the embeddings are normalised as they are stored. Refuses a
- * model_id other than the index's. *added (may be NULL) counts new rows. */
-clipcl_status clipcl_index_add(clipcl_index *ix, const char *model_id, const char *const *paths,
-                               const float *emb, size_t n, size_t *added);
-size_t clipcl_index_count(const clipcl_index *ix);
-int clipcl_index_dim(const clipcl_index *ix);
-const char *clipcl_index_model(const clipcl_index *ix);
-const char *clipcl_index_path(const clipcl_index *ix, size_t i); /* NULL when out of range */
-const float *clipcl_index_embeddings(const clipcl_index *ix);  /* count x dim */
-/* The min(k, count) rows most similar to the (normalised here) query, best
- * first; refuses a query from another model. hits has room for k. */
-clipcl_status clipcl_index_search(const clipcl_index *ix, const char *model_id, const float *query, int k,
-                                  int threads, clipcl_search_hit *hits, int *n_hits);
-/* An HTML5 page (also well-formed XML) of ranked thumbnails with scores and
- * paths. Image URLs: an absolute path becomes a file:// URL; a relative one
- * is joined to image_base (may be NULL) and, when still relative, used as a
- * URL relative to the page's directory. Bytes outside [A-Za-z0-9-._~/] are
- * percent-encoded; displayed text is HTML-escaped, with invalid UTF-8 and
- * control characters shown as U+FFFD. */
-clipcl_status clipcl_search_write_html(const char *path, const char *title, const clipcl_search_hit *hits,
-                                       int n, const char *image_base);
 /* ==== end of evaluation ================================================== */
 
 /* ==== data sets and the loader (src/data/) =============================
@@ -625,11 +577,10 @@ void clipcl_loader_counters(const clipcl_loader *l, int64_t *samples_seen, int64
 void clipcl_loader_free(clipcl_loader *l);
 /* ==== end of data sets and the loader ==================================== */
 
-/* ==== evaluation runs (src/eval/run.c, search_device.c) ===================
+/* ==== evaluation runs (src/eval/run.c) ===================
  * The glue between a model, a data set and the evaluation math above: encode
  * every image of a data set, run zero-shot classification or retrieval from
- * data set to metrics, cache features, and score several search queries on
- * the device. (Placed after the data set section because it uses its types.)
+ * data set to metrics, and cache features. (Placed after the data set section because it uses its types.)
  * Images get evaluation preprocessing (resize + centre crop) in file order.
  * Nothing here prints; bad samples go to the on_bad callback, skipped and
  * counted. Note that the encoders resize the model's inference workspaces. */
@@ -745,6 +696,60 @@ clipcl_status clipcl_encode_dataset_cached(clipcl_model *m, const char *model_id
                                            const char *cache_dir, const clipcl_eval_options *o,
                                            clipcl_image_features *out, int *hit);
 
+/* ==== end of evaluation runs ============================================= */
+
+/* ==== image search (src/search/) ========================================
+ * The search index, exact scoring on the host or the device, and the results
+ * page. (After the evaluation runs: it uses clipcl_model and clipcl_eval.) */
+/* -- the index (index.c) and its page (html.c) -- */
+/* A directory holding index.json ({"format": "clipcl-index", "version": 1,
+ * "model", "dim", "count", "generation"}), embeddings-<generation>.npy
+ * (count x dim float32, L2-normalised rows) and paths-<generation>.txt (one
+ * path per line, in row order, with a backslash written as two, LF as
+ * backslash-n and CR as backslash-r; every other byte as is). Saving writes a new
+ * generation and then renames index.json over the old one, so a crash
+ * leaves the previous index whole. */
+typedef struct clipcl_index clipcl_index;
+typedef struct {
+  int64_t index;    /* row in the index */
+  float score;      /* cosine similarity */
+  const char *path; /* owned by the index */
+} clipcl_search_hit;
+
+clipcl_status clipcl_index_create(const char *model_id, int dim, clipcl_index **out);
+/* Loads a saved index; *out NULL on error. */
+clipcl_status clipcl_index_load(const char *dir, clipcl_index **out);
+/* 1 when dir holds an index.json, else 0. */
+int clipcl_index_exists(const char *dir);
+/* Creates dir when missing (one level). */
+clipcl_status clipcl_index_save(clipcl_index *ix, const char *dir);
+void clipcl_index_free(clipcl_index *ix);
+/* CLIPCL_ERR_ARG naming both identities when model_id differs. */
+clipcl_status clipcl_index_check_model(const clipcl_index *ix, const char *model_id);
+int clipcl_index_contains(const clipcl_index *ix, const char *path);
+/* Appends rows for the paths not yet present (the first of repeated paths in
+ * one call); the embeddings are normalised as they are stored. Refuses a
+ * model_id other than the index's. *added (may be NULL) counts new rows. */
+clipcl_status clipcl_index_add(clipcl_index *ix, const char *model_id, const char *const *paths,
+                               const float *emb, size_t n, size_t *added);
+size_t clipcl_index_count(const clipcl_index *ix);
+int clipcl_index_dim(const clipcl_index *ix);
+const char *clipcl_index_model(const clipcl_index *ix);
+const char *clipcl_index_path(const clipcl_index *ix, size_t i); /* NULL when out of range */
+const float *clipcl_index_embeddings(const clipcl_index *ix);  /* count x dim */
+/* The min(k, count) rows most similar to the (normalised here) query, best
+ * first; refuses a query from another model. hits has room for k. */
+clipcl_status clipcl_index_search(const clipcl_index *ix, const char *model_id, const float *query, int k,
+                                  int threads, clipcl_search_hit *hits, int *n_hits);
+/* An HTML5 page (also well-formed XML) of ranked thumbnails with scores and
+ * paths. Image URLs: an absolute path becomes a file:// URL; a relative one
+ * is joined to image_base (may be NULL) and, when still relative, used as a
+ * URL relative to the page's directory. Bytes outside [A-Za-z0-9-._~/] are
+ * percent-encoded; displayed text is HTML-escaped, with invalid UTF-8 and
+ * control characters shown as U+FFFD. */
+clipcl_status clipcl_search_write_html(const char *path, const char *title, const clipcl_search_hit *hits,
+                                       int n, const char *image_base);
+/* -- several queries, host or device (search_device.c) -- */
 /* clipcl_index_search for nq queries at once (hits: nq*k, query q's at
  * hits[q*k]; *n_hits = min(k, count) for every query). where: 0 scores on
  * the host (canonical scores, as clipcl_index_search), 1 on the model's
@@ -756,7 +761,7 @@ clipcl_status clipcl_encode_dataset_cached(clipcl_model *m, const char *model_id
 clipcl_status clipcl_index_search_many(const clipcl_index *ix, clipcl_model *m, const char *model_id,
                                        const float *queries, int nq, int k, int where, int threads,
                                        clipcl_search_hit *hits, int *n_hits, int *used);
-/* ==== end of evaluation runs ============================================= */
+/* ==== end of image search =============================================== */
 
 #ifdef __cplusplus
 }

@@ -2,8 +2,8 @@
  * `clipcl search` (text or image queries against it, ranked paths, an HTML
  * page of thumbnails). Indexes store absolute paths, so they work from any
  * folder and adding the same folder again embeds only files not yet in it.
- * Not here: the index format (src/eval/index.c), scoring
- * (src/eval/search_device.c), the page (src/eval/html.c). */
+ * Not here: the index format (src/search/index.c), scoring
+ * (src/search/search_device.c), the page (src/search/html.c). */
 #define _DEFAULT_SOURCE /* realpath */
 #include <errno.h>
 #include <limits.h>

@@ -4,8 +4,8 @@
  * images ranked against it); the retrieval run on a caption manifest (rows
  * grouped by image path); the data set fingerprint and the feature cache
  * built on it. Not here: the metrics and ranking themselves (zeroshot.c,
- * retrieval.c, probe.c), report files (zeroshot_report.c), device scoring of
- * search queries (search_device.c), printing (the CLI's job).
+ * retrieval.c, probe.c), report files (zeroshot_report.c), search (src/search/),
+ * printing (the CLI's job).
  */
 #define _DEFAULT_SOURCE /* strdup, realpath, st_mtim */
 #include <errno.h>
