@@ -622,6 +622,10 @@ void clipcl_image_features_free(clipcl_image_features *f);
  * errors and memory fail the call. */
 clipcl_status clipcl_encode_image_files(clipcl_model *m, const char *const *paths, size_t n,
                                         const clipcl_eval_options *o, float *emb, uint8_t *ok, size_t *n_bad);
+/* The same for image sources (files or in-memory files such as tar members
+ * or uploads, see clipcl_image_batch). */
+clipcl_status clipcl_encode_image_sources(clipcl_model *m, const clipcl_image_source *sources, size_t n,
+                                          const clipcl_eval_options *o, float *emb, uint8_t *ok, size_t *n_bad);
 /* Texts into emb (n x dim, normalised): tokenised with the model's context
  * length; a text that is not UTF-8 or gives an id beyond the model's
  * vocabulary fails the call, naming text i. */
@@ -699,16 +703,36 @@ clipcl_status clipcl_encode_dataset_cached(clipcl_model *m, const char *model_id
 /* ==== end of evaluation runs ============================================= */
 
 /* ==== image search (src/search/) ========================================
- * The search index, exact scoring on the host or the device, and the results
- * page. (After the evaluation runs: it uses clipcl_model and clipcl_eval.) */
-/* -- the index (index.c) and its page (html.c) -- */
-/* A directory holding index.json ({"format": "clipcl-index", "version": 1,
- * "model", "dim", "count", "generation"}), embeddings-<generation>.npy
- * (count x dim float32, L2-normalised rows) and paths-<generation>.txt (one
- * path per line, in row order, with a backslash written as two, LF as
- * backslash-n and CR as backslash-r; every other byte as is). Saving writes a new
- * generation and then renames index.json over the old one, so a crash
- * leaves the previous index whole. */
+ * The search index, exact and approximate (FAISS) search, building an index
+ * from image folders, manifests and WebDataset shards, the results page and
+ * the HTTP service. (After the evaluation runs: it uses clipcl_model,
+ * clipcl_eval_options and the data set options.) */
+
+/* -- the index (index.c) --
+ * A directory laid out as clip-retrieval lays out embeddings:
+ *   index.json                 {"format": "clipcl-index", "version": 2,
+ *                              "model", "dim", "count", "columns",
+ *                              "text_embeddings", "root", "root_absolute",
+ *                              "parts": [{"id", "count"}], "ann", "generation"}
+ *   img_emb/img_emb_{i}.npy    float16 (count_i x dim), L2-normalised rows
+ *   text_emb/text_emb_{i}.npy  the same for the captions (optional)
+ *   metadata/metadata_{i}.csv  one row per embedding row, in order, with a
+ *                              header: image_path, then caption, url, ...
+ *   image_{g}.index, text_{g}.index   FAISS indexes (optional)
+ * {i} is zero-padded to 4 digits so the files sort in row order, as
+ * clip-retrieval's tools read them; the FAISS id of a row is its position
+ * over the parts in that order. image_path is relative to the collection
+ * root (or absolute when outside it); tar members are "shard.tar/key.jpg".
+ * "root" is the collection root relative to the index folder (tried first,
+ * so a collection moved together with its index keeps working), then
+ * "root_absolute"; clipcl_index_set_root overrides both.
+ *
+ * Rows are added at the end and never rewritten: saving writes the rows
+ * added since the last save as new parts, updates the FAISS indexes, and
+ * renames index.json over the old one last, so a crash leaves the previous
+ * index whole. Removing rows rewrites every part under new numbers.
+ * Embeddings are normalised and rounded to float16 as they are added, so
+ * the index searches the same before and after a save. */
 typedef struct clipcl_index clipcl_index;
 typedef struct {
   int64_t index;    /* row in the index */
@@ -716,39 +740,126 @@ typedef struct {
   const char *path; /* owned by the index */
 } clipcl_search_hit;
 
+/* Rows for clipcl_index_append: n keys (image paths, unique in the index)
+ * with ncols extra metadata columns (e.g. "caption", "url"; values row-major,
+ * NULL = empty) and their embeddings. text_emb (caption embeddings) must be
+ * given exactly when the index keeps text embeddings (the first append of a
+ * new index decides). */
+typedef struct {
+  size_t n;
+  const char *const *paths;
+  int ncols;
+  const char *const *names;  /* ncols column names, not "image_path" */
+  const char *const *values; /* n * ncols */
+  const float *emb;          /* n * dim */
+  const float *text_emb;     /* n * dim, or NULL */
+} clipcl_index_rows;
+
 clipcl_status clipcl_index_create(const char *model_id, int dim, clipcl_index **out);
-/* Loads a saved index; *out NULL on error. */
+/* What clipcl_index_open reads besides the metadata: */
+enum {
+  CLIPCL_INDEX_EMBEDDINGS = 1, /* every embedding as float32 in memory (exact
+                                  search; otherwise rows are read from the
+                                  memory-mapped part files when needed) */
+  CLIPCL_INDEX_ANN = 2         /* the FAISS indexes (needs FAISS) */
+};
+clipcl_status clipcl_index_open(const char *dir, unsigned flags, clipcl_index **out);
+/* clipcl_index_open with CLIPCL_INDEX_EMBEDDINGS. */
 clipcl_status clipcl_index_load(const char *dir, clipcl_index **out);
 /* 1 when dir holds an index.json, else 0. */
 int clipcl_index_exists(const char *dir);
-/* Creates dir when missing (one level). */
+/* Creates dir and its sub-folders when missing. */
 clipcl_status clipcl_index_save(clipcl_index *ix, const char *dir);
 void clipcl_index_free(clipcl_index *ix);
 /* CLIPCL_ERR_ARG naming both identities when model_id differs. */
 clipcl_status clipcl_index_check_model(const clipcl_index *ix, const char *model_id);
 int clipcl_index_contains(const clipcl_index *ix, const char *path);
-/* Appends rows for the paths not yet present (the first of repeated paths in
- * one call); the embeddings are normalised as they are stored. Refuses a
+/* Row of a path, or -1. */
+int64_t clipcl_index_find(const clipcl_index *ix, const char *path);
+/* Appends the rows whose paths are not yet present (the first of repeated
+ * paths in one call), normalising and rounding the embeddings as it stores
+ * them. Checks everything first: on error nothing is added. Refuses a
  * model_id other than the index's. *added (may be NULL) counts new rows. */
+clipcl_status clipcl_index_append(clipcl_index *ix, const char *model_id, const clipcl_index_rows *rows,
+                                  size_t *added);
+/* clipcl_index_append of paths and image embeddings only. */
 clipcl_status clipcl_index_add(clipcl_index *ix, const char *model_id, const char *const *paths,
                                const float *emb, size_t n, size_t *added);
+/* Drops the rows with drop[row] != 0, keeping the order of the others;
+ * needs the embeddings in memory (CLIPCL_INDEX_EMBEDDINGS). The FAISS
+ * indexes are dropped (their ids shift) and the next save rewrites every
+ * part. *removed (may be NULL) counts them. */
+clipcl_status clipcl_index_remove(clipcl_index *ix, const uint8_t *drop, size_t *removed);
+/* Reads every embedding into memory (what CLIPCL_INDEX_EMBEDDINGS does). */
+clipcl_status clipcl_index_load_embeddings(clipcl_index *ix);
+/* Rows per part file when saving (default 100,000). */
+void clipcl_index_set_part_rows(clipcl_index *ix, size_t rows);
+/* The collection root (an existing directory; made absolute). */
+clipcl_status clipcl_index_set_root(clipcl_index *ix, const char *root);
+const char *clipcl_index_root(const clipcl_index *ix); /* absolute, or NULL when unknown */
 size_t clipcl_index_count(const clipcl_index *ix);
 int clipcl_index_dim(const clipcl_index *ix);
 const char *clipcl_index_model(const clipcl_index *ix);
+int clipcl_index_has_text(const clipcl_index *ix); /* keeps caption embeddings */
 const char *clipcl_index_path(const clipcl_index *ix, size_t i); /* NULL when out of range */
-const float *clipcl_index_embeddings(const clipcl_index *ix);  /* count x dim */
+/* Metadata columns: names[0] is "image_path"; returns the count. */
+int clipcl_index_columns(const clipcl_index *ix, const char *const **names);
+/* Row i's value in column c, or NULL when empty or out of range. */
+const char *clipcl_index_value(const clipcl_index *ix, size_t i, int c);
+/* count x dim float32, or NULL unless every row is in memory. */
+const float *clipcl_index_embeddings(const clipcl_index *ix);
+const float *clipcl_index_text_embeddings(const clipcl_index *ix);
+/* Row i's image (text = 0) or caption (text = 1) embedding into out[dim]. */
+clipcl_status clipcl_index_row_embedding(const clipcl_index *ix, size_t i, int text, float *out);
 /* The min(k, count) rows most similar to the (normalised here) query, best
- * first; refuses a query from another model. hits has room for k. */
+ * first, scored exactly on the host over the image embeddings (in memory);
+ * refuses a query from another model. hits has room for k. */
 clipcl_status clipcl_index_search(const clipcl_index *ix, const char *model_id, const float *query, int k,
                                   int threads, clipcl_search_hit *hits, int *n_hits);
-/* An HTML5 page (also well-formed XML) of ranked thumbnails with scores and
- * paths. Image URLs: an absolute path becomes a file:// URL; a relative one
- * is joined to image_base (may be NULL) and, when still relative, used as a
- * URL relative to the page's directory. Bytes outside [A-Za-z0-9-._~/] are
- * percent-encoded; displayed text is HTML-escaped, with invalid UTF-8 and
- * control characters shown as U+FFFD. */
-clipcl_status clipcl_search_write_html(const char *path, const char *title, const clipcl_search_hit *hits,
-                                       int n, const char *image_base);
+
+/* -- approximate search (ann.c, faiss_shim.cpp) --
+ * FAISS indexes over the image and the caption embeddings, inner product
+ * (= cosine on these unit rows), chosen by size as autofaiss does: "Flat"
+ * (exact) below 10,000 rows, "HNSW32" while the vectors and the graph fit
+ * the memory budget, then "IVF{c},PQ{m}x8" with c = 2^round(log2(4 sqrt n))
+ * clusters (16,384 from 1M rows, 65,536 from 10M) and m = dim/8 bytes per
+ * row. Any FAISS factory string can be given instead. */
+/* 1 when this build has FAISS. */
+int clipcl_faiss_available(void);
+/* The automatic choice for n rows of dim into out[cap]; memory_budget 0:
+ * half the physical memory, at most 16 GiB. */
+clipcl_status clipcl_ann_choose(size_t n, int dim, size_t memory_budget, char *out, size_t cap);
+typedef struct {
+  size_t train_rows; /* IVF/PQ training sample; 0: min(n, max(65536, 64 * clusters)) */
+  uint64_t seed;     /* of that sample */
+  int threads;       /* OpenMP threads; <= 0: FAISS's default (all) */
+  /* called as rows are trained on and added (may be NULL): stage
+   * "ann-train" or "ann-add", rows done, total */
+  void (*progress)(void *user, const char *stage, int64_t done, int64_t total);
+  void *user;
+} clipcl_ann_options;
+/* Builds the FAISS index (factory "Flat" or "exact" removes it) over the
+ * image (text = 0) or caption embeddings of every row; saved with the index. */
+clipcl_status clipcl_index_build_ann(clipcl_index *ix, int text, const char *factory, const clipcl_ann_options *o);
+/* The factory string of the FAISS index over image/caption rows, or NULL. */
+const char *clipcl_index_ann_factory(const clipcl_index *ix, int text);
+
+typedef struct {
+  int text;      /* 0: search the image embeddings; 1: the caption embeddings */
+  int exact;     /* 1: score every row on the host even when a FAISS index exists */
+  int nprobe;    /* IVF clusters visited; 0: the index's default (16) */
+  int ef_search; /* HNSW candidate list; 0: the index's default (max(64, 2k)) */
+  int threads;   /* host threads of the exact search; <= 0: all */
+} clipcl_query_options;
+/* nq queries (normalised here), each its min(k, count) best rows into
+ * hits[q*k ..], best first, and their number into n_hits[q] (fewer when an
+ * approximate index finds fewer): through the FAISS index when there is one
+ * (opened with CLIPCL_INDEX_ANN or just built) and exact is 0, else exactly
+ * on the host (which needs the embeddings in memory). o may be NULL.
+ * *used (may be NULL) gets 1 when FAISS answered, 0 when exact. */
+clipcl_status clipcl_index_query(const clipcl_index *ix, const float *queries, int nq, int k,
+                                 const clipcl_query_options *o, clipcl_search_hit *hits, int *n_hits, int *used);
+
 /* -- several queries, host or device (search_device.c) -- */
 /* clipcl_index_search for nq queries at once (hits: nq*k, query q's at
  * hits[q*k]; *n_hits = min(k, count) for every query). where: 0 scores on
@@ -761,6 +872,58 @@ clipcl_status clipcl_search_write_html(const char *path, const char *title, cons
 clipcl_status clipcl_index_search_many(const clipcl_index *ix, clipcl_model *m, const char *model_id,
                                        const float *queries, int nq, int k, int where, int threads,
                                        clipcl_search_hit *hits, int *n_hits, int *used);
+
+/* -- building an index from a collection (update.c) --
+ * Sources: an image folder (searched recursively: .png, .jpg, .jpeg), a
+ * text file listing image paths (relative to its folder), a CSV/TSV manifest
+ * (image path and caption columns as open_clip's, every other column kept
+ * as metadata; paths relative to the manifest's folder) or WebDataset
+ * shards ("shards/{000000..000127}.tar"; caption from .txt or .json, whose
+ * "url" is kept). Rows already in the index (by stored path; a shard by
+ * any of its rows) are not embedded again. */
+typedef struct {
+  const char *root;            /* collection root; NULL: the source's folder */
+  const char *img_key;         /* CSV image column; NULL: "filepath" */
+  const char *caption_key;     /* CSV caption column; NULL: "title" when present */
+  const char *separator;       /* CSV separator; NULL: tab for .tsv, else comma */
+  int text_embeddings;         /* a new index keeps caption embeddings: -1 (default)
+                                  when the source has captions, 0 never, 1 always */
+  int prune;                   /* drop rows whose file (or shard) is gone */
+  size_t part_rows;            /* rows per part and per save; 0: 100,000 */
+  const char *index_type;      /* NULL/"auto", "exact" or a FAISS factory string */
+  int rebuild_ann;             /* build the FAISS index again even when it is current */
+  size_t memory_budget;        /* for "auto" (see clipcl_ann_choose) */
+  clipcl_eval_options eval;    /* batch, workers, on_bad (each unreadable item),
+                                  progress (stage "images", over all new items) */
+} clipcl_index_update_options;
+void clipcl_index_update_options_init(clipcl_index_update_options *o);
+typedef struct {
+  size_t scanned;   /* items the source lists */
+  size_t present;   /* of them already in the index */
+  size_t added;     /* rows embedded and added */
+  size_t bad;       /* unreadable or unusable items, skipped */
+  size_t pruned;    /* rows dropped by prune */
+  size_t count;     /* rows in the index afterwards */
+  int ann_built;    /* 1 when the FAISS indexes were (re)built */
+  char ann[64];     /* their factory string, "" for exact search */
+} clipcl_index_update_stats;
+/* Adds the new items of source to ix (opened from dir, or created) and saves
+ * it to dir after every part_rows rows; builds or extends the FAISS indexes
+ * as index_type says. tk is needed for caption embeddings. On error the
+ * index on disk holds every part saved before it. */
+clipcl_status clipcl_index_update(clipcl_index *ix, const char *dir, const char *source, clipcl_model *m,
+                                  clipcl_tokenizer *tk, const clipcl_index_update_options *o,
+                                  clipcl_index_update_stats *stats);
+
+/* -- the results page (html.c) -- */
+/* An HTML5 page (also well-formed XML) of ranked thumbnails with scores and
+ * paths. Image URLs: an absolute path becomes a file:// URL; a relative one
+ * is joined to image_base (may be NULL) and, when still relative, used as a
+ * URL relative to the page's directory. Bytes outside [A-Za-z0-9-._~/] are
+ * percent-encoded; displayed text is HTML-escaped, with invalid UTF-8 and
+ * control characters shown as U+FFFD. */
+clipcl_status clipcl_search_write_html(const char *path, const char *title, const clipcl_search_hit *hits,
+                                       int n, const char *image_base);
 /* ==== end of image search =============================================== */
 
 #ifdef __cplusplus
