@@ -924,6 +924,63 @@ clipcl_status clipcl_index_update(clipcl_index *ix, const char *dir, const char 
  * control characters shown as U+FFFD. */
 clipcl_status clipcl_search_write_html(const char *path, const char *title, const clipcl_search_hit *hits,
                                        int n, const char *image_base);
+/* -- the HTTP service (serve.c, page.html) --
+ * clip-retrieval's back-end API over libmicrohttpd, for several indexes
+ * built with one model:
+ *   GET  /indices-list    ["name", ...]
+ *   POST /knn-service     body parsed as JSON whatever the Content-Type:
+ *                         indice_name, modality ("image" searches the image
+ *                         embeddings, "text" the captions'), num_images,
+ *                         num_result_ids, deduplicate, and the query: the
+ *                         first non-empty of text, image (base64),
+ *                         image_url (file:// inside a served collection
+ *                         only: the server fetches nothing), embedding_input,
+ *                         and clipcl's own query_id (a row whose stored image
+ *                         embedding is the query); use_mclip,
+ *                         use_safety_model, use_violence_detector,
+ *                         aesthetic_score and aesthetic_weight are accepted
+ *                         and ignored. Answer: [{"id", "similarity",
+ *                         metadata columns (image_path, caption, url, ...),
+ *                         "image" (base64 of the file, when local)}] for the
+ *                         first num_images, then [{"id", "similarity"}] up to
+ *                         num_result_ids; deduplicate drops results within
+ *                         cosine 0.94 of a better one (transitively).
+ *   POST /metadata        {ids, indice_name} -> [{"id", "metadata": {...}}]
+ *   GET  /config.json     {"defaultBackend", "defaultIndex", "urlColumn"}
+ *   GET  /                the search page
+ *   GET  /image?index=NAME&id=N   the image file of row N (inside its
+ *                         collection only)
+ *   GET  /healthz, /metrics (Prometheus text: requests, queries, latency
+ *                         histogram, errors, text cache, resident memory)
+ * Every answer carries Access-Control-Allow-Origin: *; every refused
+ * request gets a 4xx status and {"error": "..."}. Requests are handled by a
+ * pool of threads; the model encodes one query at a time (texts through an
+ * LRU cache); FAISS and exact searches run in parallel. */
+typedef struct clipcl_server clipcl_server;
+typedef struct {
+  const char *host;       /* address to bind; default "127.0.0.1" */
+  int port;               /* 0: a free port (see clipcl_server_port) */
+  int threads;            /* request threads; default 8 */
+  size_t max_body;        /* bytes of a request body; default 16 MiB */
+  int max_results;        /* largest num_images / num_result_ids / ids; default 10000 */
+  int timeout_s;          /* idle connection time-out; default 30 */
+  size_t text_cache;      /* text embeddings kept; default 4096 */
+  size_t max_inline;      /* largest image file returned as base64; default 8 MiB */
+  int nprobe, ef_search;  /* FAISS search parameters (0: clipcl_index_query's) */
+  /* one line per request and per problem (may be NULL) */
+  void (*log)(void *user, const char *line);
+  void *user;
+} clipcl_server_options;
+void clipcl_server_options_init(clipcl_server_options *o);
+/* Starts serving n indexes under names (unique; [A-Za-z0-9._-]) with the
+ * model m (which every index must have been built with) and its tokenizer.
+ * The indexes, model and tokenizer must outlive the server. */
+clipcl_status clipcl_server_start(clipcl_model *m, clipcl_tokenizer *tk, clipcl_index *const *ix,
+                                  const char *const *names, int n, const clipcl_server_options *o,
+                                  clipcl_server **out);
+int clipcl_server_port(const clipcl_server *s);
+/* Stops accepting, finishes the requests in flight and frees the server. */
+void clipcl_server_stop(clipcl_server *s);
 /* ==== end of image search =============================================== */
 
 #ifdef __cplusplus

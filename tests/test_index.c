@@ -457,6 +457,31 @@ static void check_index(const char *dir) {
   free(again), free(again_v), free(vals);
 }
 
+/* clip-retrieval's deduplication: A' is within 0.94 of A, C only of A' (so
+ * transitively of A), B of none; hits in the order A, B, A', C keep A, B. */
+static void check_dedup(void) {
+  float e[4 * DIM] = {0};
+  e[0] = 1;                                            /* A */
+  e[DIM + 3] = 1;                                      /* B */
+  e[2 * DIM] = 1, e[2 * DIM + 1] = 0.15f;              /* A': 0.989 to A */
+  e[3 * DIM] = 1, e[3 * DIM + 1] = 0.45f, e[3 * DIM + 2] = 0.2f; /* C: 0.947 to A', 0.897 to A */
+  const char *p[] = {"A", "B", "A2", "C"};
+  clipcl_index *ix;
+  TH_OK(clipcl_index_create("m", DIM, &ix));
+  TH_OK(clipcl_index_add(ix, "m", p, e, 4, NULL));
+  clipcl_search_hit h[4] = {{0, 1, "A"}, {1, .5f, "B"}, {2, .4f, "A2"}, {3, .3f, "C"}};
+  int n = cc_search_dedup(ix, 0, h, 4, 0.94f);
+  th_assert("dedup: near duplicates, transitively, keep the best", n == 2 && h[0].index == 0 && h[1].index == 1,
+            "%d kept", n);
+  clipcl_search_hit g[4] = {{3, 1, "C"}, {2, .9f, "A2"}, {1, .5f, "B"}, {0, .3f, "A"}};
+  n = cc_search_dedup(ix, 0, g, 4, 0.94f);
+  th_assert("dedup: the group keeps its first in rank order", n == 2 && g[0].index == 3 && g[1].index == 1, "%d kept", n);
+  clipcl_search_hit k[4] = {{0, 1, "A"}, {1, .5f, "B"}, {2, .4f, "A2"}, {3, .3f, "C"}};
+  n = cc_search_dedup(ix, 0, k, 4, 0.995f);
+  th_assert("dedup: a higher threshold keeps all", n == 4, "%d kept", n);
+  clipcl_index_free(ix);
+}
+
 /* FAISS over a few hundred clustered rows: HNSW and IVF find the exact top
  * hits, the indexes are saved, follow appends and are dropped by removals. */
 static void check_faiss(const char *dir) {
@@ -583,6 +608,7 @@ int main(int argc, char **argv) {
   if (!mkdtemp(dir)) return 1;
   paths_and_helpers();
   check_index(dir);
+  check_dedup();
   check_faiss(dir);
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -228,3 +228,40 @@ clipcl_status clipcl_index_query(const clipcl_index *ix, const float *queries, i
   free(q), free(sc), free(id);
   return st;
 }
+
+/* clip-retrieval's deduplication (get_non_uniques): results whose embeddings
+ * score at least the threshold are connected, transitively; each group keeps
+ * its best-ranked member. O(n^2 dim) on the host. */
+int cc_search_dedup(const clipcl_index *ix, int text, clipcl_search_hit *h, int n, float threshold) {
+  if (n < 2) return n;
+  int dim = clipcl_index_dim(ix);
+  float *e = malloc((size_t)n * dim * sizeof *e), *sc = malloc((size_t)n * sizeof *sc);
+  float *scratch = malloc(cc_eval_scores_scratch(dim) * sizeof *scratch);
+  int *parent = malloc((size_t)n * sizeof *parent);
+  if (!e || !sc || !scratch || !parent) {
+    free(e), free(sc), free(scratch), free(parent);
+    return n; /* out of memory: no dedup rather than no answer */
+  }
+  int ok = 1;
+  for (int i = 0; i < n && ok; i++) ok = clipcl_index_row_embedding(ix, (size_t)h[i].index, text, e + (size_t)i * dim) == 0;
+  for (int i = 0; i < n; i++) parent[i] = i;
+  for (int i = 0; i < n && ok; i++) {
+    cc_eval_scores(e + (size_t)i * dim, 1, e, (size_t)i, dim, sc, (size_t)n, scratch);
+    for (int j = 0; j < i; j++) {
+      if (sc[j] < threshold) continue;
+      int a = i, b = j;
+      while (parent[a] != a) a = parent[a];
+      while (parent[b] != b) b = parent[b];
+      if (a != b) parent[a > b ? a : b] = a < b ? a : b; /* the root is the best rank */
+    }
+  }
+  int w = 0;
+  for (int i = 0; i < n; i++) {
+    int r = i;
+    while (parent[r] != r) r = parent[r];
+    if (!ok || r == i) h[w++] = h[i];
+  }
+  free(e), free(sc), free(scratch), free(parent);
+  return w;
+}
+

@@ -45,6 +45,11 @@ clipcl_status cc_index_rekey(clipcl_index *ix, const char *prefix);
  * cannot be resolved or leaves the collection; malloc'd. */
 char *cc_index_resolve(const clipcl_index *ix, const char *stored, char **member);
 
+/* Drops search hits within `threshold` cosine of a better one, transitively
+ * (clip-retrieval's deduplication); returns how many stay, in order. Out of
+ * memory keeps them all. */
+int cc_search_dedup(const clipcl_index *ix, int text, clipcl_search_hit *hits, int n, float threshold);
+
 /* Normalises a path lexically: collapses "//", removes "." and resolves
  * ".." against earlier components (leading ".." kept for relative paths).
  * malloc'd; NULL when out of memory. */
