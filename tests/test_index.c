@@ -536,9 +536,15 @@ static void check_faiss(const char *dir) {
     }
     th_assert(types[t], same && self && dmax < 1e-5, "top-5 as exact search, each row finds itself (score diff %.2g)",
               dmax);
-    /* ef 1 / nprobe 1 must still answer (fewer or other rows are fine) */
+    /* the search parameters reach FAISS: ef 1 / nprobe 1 find less of the exact top-5 */
     clipcl_query_options qs = {0, 0, 1, 1, 1};
     TH_OK(clipcl_index_query(ix, q, nq, k, &qs, a, na, &used));
+    int found = 0;
+    for (int i = 0; i < nq; i++)
+      for (int r = 0; r < na[i]; r++)
+        for (int j = 0; j < k; j++) found += a[i * k + r].index == x[i * k + j].index;
+    th_assert(t ? "nprobe 1 finds less than nprobe 8" : "efSearch 1 finds less than efSearch 200", found < nq * k,
+              "%d of %d", found, nq * k);
     /* saved with the index, reopened, extended by an append */
     char idir[600];
     snprintf(idir, sizeof idir, "%s/faiss%d", dir, t);
@@ -572,6 +578,40 @@ static void check_faiss(const char *dir) {
               !strstr(js, ".index\""), NULL);
     free(js);
     clipcl_index_free(ix);
+  }
+  /* efSearch past FAISS's default of 16 takes effect: on structureless rows
+   * HNSW8 with ef 400 finds the exact top-10, with ef 10 it does not */
+  {
+    const int un = 3000, uq = 40, uk = 10;
+    float *ue = th_alloc((size_t)un * DIM), *uqv = th_alloc((size_t)uq * DIM);
+    for (int i = 0; i < un * DIM; i++) ue[i] = (float)th_normal();
+    for (int i = 0; i < uq * DIM; i++) uqv[i] = (float)th_normal();
+    char **up = malloc((size_t)un * sizeof *up);
+    for (int i = 0; i < un; i++) {
+      up[i] = malloc(16);
+      snprintf(up[i], 16, "u%05d", i);
+    }
+    clipcl_index *ux;
+    TH_OK(clipcl_index_create("m", DIM, &ux));
+    TH_OK(clipcl_index_add(ux, "m", (const char *const *)up, ue, (size_t)un, NULL));
+    TH_OK(clipcl_index_build_ann(ux, 0, "HNSW8", NULL));
+    clipcl_search_hit *ex = malloc((size_t)uq * uk * sizeof *ex), *ap = malloc((size_t)uq * uk * sizeof *ap);
+    int nex[uq], nap[uq], found[2] = {0, 0};
+    clipcl_query_options qx = {0, 1, 0, 0, 1};
+    TH_OK(clipcl_index_query(ux, uqv, uq, uk, &qx, ex, nex, NULL));
+    for (int e = 0; e < 2; e++) {
+      clipcl_query_options qe = {0, 0, 0, e ? 400 : 10, 1};
+      TH_OK(clipcl_index_query(ux, uqv, uq, uk, &qe, ap, nap, NULL));
+      for (int i = 0; i < uq; i++)
+        for (int r = 0; r < nap[i]; r++)
+          for (int j = 0; j < uk; j++) found[e] += ap[i * uk + r].index == ex[i * uk + j].index;
+    }
+    th_assert("efSearch 400 finds the exact top-10, efSearch 10 less", found[1] >= uq * uk * 99 / 100 && found[0] < found[1],
+              "ef 10: %d, ef 400: %d of %d", found[0], found[1], uq * uk);
+    free(ex), free(ap);
+    for (int i = 0; i < un; i++) free(up[i]);
+    free(up);
+    clipcl_index_free(ux);
   }
   clipcl_index *ix;
   TH_OK(clipcl_index_create("m", DIM, &ix));

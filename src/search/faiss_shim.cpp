@@ -20,10 +20,20 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 
+// FAISS 1.7.3's HNSW honours SearchParametersHNSW::efSearch only in part
+// (the global hnsw.efSearch still bounds the search), so the global value is
+// what sets it: searches wanting the same efSearch run together, a search
+// wanting another one waits until they are done (tests/test_index.c checks
+// that efSearch changes recall).
 struct cc_faiss {
   faiss::Index *index;
+  std::mutex lock;
+  std::condition_variable idle;
+  int ef = 0, active = 0;
 };
 
 namespace {
@@ -52,7 +62,8 @@ int cc_faiss_create(const char *factory, int dim, cc_faiss **out, char *err, siz
   *out = nullptr;
   try {
     std::unique_ptr<faiss::Index> idx(faiss::index_factory(dim, factory, faiss::METRIC_INNER_PRODUCT));
-    *out = new cc_faiss{idx.release()};
+    *out = new cc_faiss;
+    (*out)->index = idx.release();
     return 0;
   } catch (const std::exception &e) {
     say(err, cap, factory, e.what());
@@ -94,16 +105,33 @@ int cc_faiss_add(cc_faiss *f, const float *x, int64_t n, char *err, size_t cap) 
   return 1;
 }
 
-int cc_faiss_search(const cc_faiss *f, const float *q, int64_t nq, int k, int nprobe, int ef_search, float *scores,
+namespace {
+// A search's turn at one efSearch value; released however the search ends.
+struct ef_turn {
+  cc_faiss *f = nullptr;
+  ~ef_turn() {
+    if (!f) return;
+    std::lock_guard<std::mutex> g(f->lock);
+    if (--f->active == 0) f->idle.notify_all();
+  }
+};
+}  // namespace
+
+int cc_faiss_search(const cc_faiss *cf, const float *q, int64_t nq, int k, int nprobe, int ef_search, float *scores,
                     int64_t *ids, char *err, size_t cap) {
+  cc_faiss *f = const_cast<cc_faiss *>(cf);  // only for the efSearch turn-taking
   try {
     faiss::Index *in = inner(f->index);
-    faiss::SearchParametersHNSW hnsw;
     faiss::SearchParametersIVF ivf;
     faiss::SearchParameters *params = nullptr;
+    ef_turn turn;
     if (auto *h = dynamic_cast<faiss::IndexHNSW *>(in)) {
-      hnsw.efSearch = ef_search > 0 ? ef_search : h->hnsw.efSearch;
-      params = &hnsw;
+      int want = ef_search > 0 ? ef_search : h->hnsw.efSearch;
+      std::unique_lock<std::mutex> g(f->lock);
+      f->idle.wait(g, [&] { return f->active == 0 || f->ef == want; });
+      if (f->active == 0) h->hnsw.efSearch = f->ef = want;
+      f->active++;
+      turn.f = f;
     } else if (auto *v = dynamic_cast<faiss::IndexIVF *>(in)) {
       ivf.nprobe = nprobe > 0 ? (size_t)nprobe : v->nprobe;
       params = &ivf;
@@ -148,7 +176,8 @@ int cc_faiss_read(const char *path, cc_faiss **out, char *err, size_t cap) {
       say(err, cap, "read", "not an inner-product index");
       return 1;
     }
-    *out = new cc_faiss{idx.release()};
+    *out = new cc_faiss;
+    (*out)->index = idx.release();
     return 0;
   } catch (const std::exception &e) {
     say(err, cap, "read", e.what());
