@@ -8,15 +8,15 @@
  *
  *   bench_ann [--n 1000000] [--dim 512] [--data clustered|uniform] [--seed 1]
  *             [--real IMG.npy] [--real-queries IMG.npy] [--text-queries TXT.npy]
- *             [--queries 1000] [--types HNSW32,IVF4096,Flat] [--ef 16,32,64,128]
- *             [--nprobe 8,16,32,64] [--threads 2] [--dir DIR] [--json OUT]
+ *             [--queries 1000] [--types "HNSW32;IVF4096,Flat"] [--ef 16,32,64,128]
+ *             [--nprobe 8,16,32,64] [--noise 0.35,0.7] [--threads 2] [--dir DIR] [--json OUT]
  *
  * The clustered generator (what bench/RESULTS.md calls "CLIP-like"): every
  * row is normalise(0.6 m + 0.5 t + 0.35 s + sigma u) with m one shared
  * direction (CLIP embeddings sit in a narrow cone), t one of 1,000 topic
  * directions picked with Zipf-like popularity (weight 1/(rank+10)^0.8), s one
  * of 20 sub-topic directions of that topic, u a random direction, and sigma
- * drawn per sub-topic from [0.35, 0.7]; 5% of the rows are near-duplicates
+ * drawn per sub-topic from [0.35, 0.7] (--noise); 5% of the rows are near-duplicates
  * of an earlier row (that row plus 0.2 of a random direction, normalised).
  * All directions are uniform on the sphere (normalised Gaussians). Rows of
  * one sub-topic meet at cosine ~0.8, of one topic ~0.65, others ~0.4.
@@ -25,9 +25,14 @@
  * index). Real embeddings (float32 .npy, rows normalised here) are appended
  * after the generated rows.
  *
+ * How hard a query set is shows in the cosine of its exact 1st and 10th
+ * nearest rows (printed per kind): the closer the 10th is to the 1st, the
+ * more near-ties an approximate index must resolve.
+ *
  * Prints one line per configuration and a JSON summary: build seconds,
  * FAISS bytes, file bytes, peak resident memory, per-query p50/p99/mean
- * latency in ms and recall@10 per query kind. Timings depend on what else
+ * latency in ms (wall clock, and the thread's CPU time, which moves less
+ * when other work shares the machine) and recall@10 per query kind. Timings depend on what else
  * the machine runs: RESULTS.md says how busy it was.
  */
 #define _DEFAULT_SOURCE
@@ -57,6 +62,12 @@ static double now(void) {
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
+static double cpu_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+static double noise_lo = 0.35, noise_hi = 0.7;
 
 /* VmRSS and VmHWM in MiB */
 static void mem(double *rss, double *hwm) {
@@ -109,7 +120,7 @@ static void gen_init(gen *g, int d, uint64_t seed) {
   for (int i = 0; i < TOPICS; i++) unit(g->t + (size_t)i * d, d);
   for (int i = 0; i < TOPICS * SUBS; i++) {
     unit(g->s + (size_t)i * d, d);
-    g->sigma[i] = (float)(0.35 + 0.35 * ((double)(cc_eval_rand(&rng_state) >> 11) / 9007199254740992.0));
+    g->sigma[i] = (float)(noise_lo + (noise_hi - noise_lo) * ((double)(cc_eval_rand(&rng_state) >> 11) / 9007199254740992.0));
   }
   double acc = 0;
   for (int i = 0; i < TOPICS; i++) g->cdf[i] = acc += pow(i + 10.0, -0.8);
@@ -210,6 +221,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--ef")) efs = v;
     else if (!strcmp(a, "--nprobe")) nprobes = v;
     else if (!strcmp(a, "--threads")) threads = atoi(v);
+    else if (!strcmp(a, "--noise")) sscanf(v, "%lf,%lf", &noise_lo, &noise_hi);
     else if (!strcmp(a, "--dir")) dir = v;
     else if (!strcmp(a, "--json")) json = v;
     else {
@@ -285,9 +297,16 @@ int main(int argc, char **argv) {
   double t_exact = now() - t0;
   printf("exact top-10 of %zu queries: %.1f s (%.1f ms a query on %d threads)\n", NQ, t_exact, 1e3 * t_exact / NQ,
          threads);
+  for (int k = 0; k < 3; k++) {
+    double c1 = 0, c10 = 0;
+    size_t m = 0;
+    for (size_t q = kinds[k].first; q < kinds[k].first + kinds[k].n; q++)
+      if (nt[q] == K) c1 += truth[q * K].score, c10 += truth[q * K + K - 1].score, m++;
+    if (m) printf("  %-10s queries: cosine of the nearest row %.3f, of the 10th %.3f (means)\n", kinds[k].name, c1 / m, c10 / m);
+  }
   fflush(stdout);
   /* exact, one query on one thread, as a reference latency */
-  double *lat = malloc(NQ * sizeof *lat);
+  double *lat = malloc(NQ * sizeof *lat), *cpu = malloc(NQ * sizeof *cpu);
   clipcl_query_options ex1 = {0, 1, 0, 0, 1};
   size_t nex = NQ < 50 ? NQ : 50;
   for (size_t q = 0; q < nex; q++) {
@@ -306,7 +325,7 @@ int main(int argc, char **argv) {
   int first = 1;
   char tbuf[512];
   snprintf(tbuf, sizeof tbuf, "%s", types);
-  for (char *type = strtok(tbuf, ","); type; type = strtok(NULL, ",")) {
+  for (char *type = strtok(tbuf, ";"); type; type = strtok(NULL, ";")) {
     char factory[128];
     if (!strncmp(type, "IVF", 3) && !strchr(type, ',')) snprintf(factory, sizeof factory, "%s,Flat", type);
     else snprintf(factory, sizeof factory, "%s", type);
@@ -352,9 +371,10 @@ int main(int argc, char **argv) {
       clipcl_query_options qo = {0, 0, is_ivf ? params[p] : 0, is_hnsw ? params[p] : 0, 1};
       double recall[3] = {0}, lsum = 0;
       for (size_t q = 0; q < NQ; q++) {
-        double a = now();
+        double a = now(), c = cpu_now();
         CHECK(clipcl_index_query(ix, Q + q * D, 1, K, &qo, hits, &nh, NULL));
         lat[q] = now() - a;
+        cpu[q] = cpu_now() - c;
         lsum += lat[q];
         int k = q < kinds[1].first ? 0 : q < kinds[2].first ? 1 : 2, got = 0;
         for (int i = 0; i < nh; i++)
@@ -362,17 +382,21 @@ int main(int argc, char **argv) {
         recall[k] += (double)got / K;
       }
       qsort(lat, NQ, sizeof *lat, cmp_d);
+      qsort(cpu, NQ, sizeof *cpu, cmp_d);
       double p50 = 1e3 * lat[NQ / 2], p99 = 1e3 * lat[(size_t)(0.99 * (NQ - 1))], mean = 1e3 * lsum / NQ;
+      double c50 = 1e3 * cpu[NQ / 2], c99 = 1e3 * cpu[(size_t)(0.99 * (NQ - 1))];
       double all = (recall[0] + recall[1] + recall[2]) / NQ;
-      printf("  %-10s %5d: recall@10 %.4f (generated %.4f, real images %.4f, texts %.4f); ms p50 %.2f p99 %.2f mean %.2f\n",
+      printf("  %-8s %5d: recall@10 %.4f (generated %.4f, real images %.4f, texts %.4f); wall ms p50 %.2f p99 %.2f "
+             "mean %.2f; cpu ms p50 %.2f p99 %.2f\n",
              is_hnsw ? "efSearch" : is_ivf ? "nprobe" : "exact", params[p], all, nq_gen ? recall[0] / nq_gen : NAN,
-             nrq ? recall[1] / nrq : NAN, ntq ? recall[2] / ntq : NAN, p50, p99, mean);
+             nrq ? recall[1] / nrq : NAN, ntq ? recall[2] / ntq : NAN, p50, p99, mean, c50, c99);
       fflush(stdout);
       if (js)
         fprintf(js, "%s{\"param\": %d, \"recall10\": %.4f, \"recall10_generated\": %.4f, \"recall10_real\": %.4f, "
-                    "\"recall10_text\": %.4f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"mean_ms\": %.3f}",
+                    "\"recall10_text\": %.4f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"mean_ms\": %.3f, "
+                    "\"cpu_p50_ms\": %.3f, \"cpu_p99_ms\": %.3f}",
                 p ? ", " : "", params[p], all, nq_gen ? recall[0] / nq_gen : -1, nrq ? recall[1] / nrq : -1,
-                ntq ? recall[2] / ntq : -1, p50, p99, mean);
+                ntq ? recall[2] / ntq : -1, p50, p99, mean, c50, c99);
     }
     if (js) fprintf(js, "]}");
   }

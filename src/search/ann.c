@@ -90,7 +90,7 @@ clipcl_status clipcl_index_build_ann(clipcl_index *ix, int text, const char *fac
     return CLIPCL_OK;
   }
   if (!cc_faiss_available())
-    return cc_fail(CLIPCL_ERR_UNSUPPORTED, "index type %s needs FAISS: this clipcl was built without it", factory);
+    return cc_fail(CLIPCL_ERR_UNSUPPORTED, "index type %s needs FAISS: this clipcl was built without FAISS", factory);
   if (n == 0) return cc_fail(CLIPCL_ERR_ARG, "ann build: the index is empty");
   if (strlen(factory) > 200) return cc_fail(CLIPCL_ERR_ARG, "ann build: factory string too long");
   char *fac = malloc(strlen(factory) + 1);

@@ -10,6 +10,7 @@
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexPQ.h>
 #include <faiss/IndexPreTransform.h>
+#include <faiss/IndexRefine.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
@@ -24,16 +25,17 @@
 #include <memory>
 #include <mutex>
 
-// FAISS 1.7.3's HNSW honours SearchParametersHNSW::efSearch only in part
-// (the global hnsw.efSearch still bounds the search), so the global value is
-// what sets it: searches wanting the same efSearch run together, a search
-// wanting another one waits until they are done (tests/test_index.c checks
-// that efSearch changes recall).
+// Search parameters are set on the index itself: FAISS 1.7.3's HNSW honours
+// SearchParametersHNSW::efSearch only in part (the global hnsw.efSearch
+// still bounds the search) and IndexRefine does not pass parameters on. So
+// searches wanting the same nprobe and efSearch run together, a search
+// wanting others waits until they are done (tests/test_index.c checks that
+// efSearch and nprobe change what is found).
 struct cc_faiss {
   faiss::Index *index;
   std::mutex lock;
   std::condition_variable idle;
-  int ef = 0, active = 0;
+  int nprobe = -1, ef = -1, active = 0;
 };
 
 namespace {
@@ -42,10 +44,13 @@ void say(char *err, size_t cap, const char *what, const char *why) {
   if (err && cap) std::snprintf(err, cap, "%s: %s", what, why);
 }
 
-// The innermost index under transforms (OPQ, PCA, ...).
+// The index doing the search under transforms (OPQ, PCA) and refinement.
 faiss::Index *inner(faiss::Index *idx) {
-  while (auto *pt = dynamic_cast<faiss::IndexPreTransform *>(idx)) idx = pt->index;
-  return idx;
+  for (;;) {
+    if (auto *pt = dynamic_cast<faiss::IndexPreTransform *>(idx)) idx = pt->index;
+    else if (auto *rf = dynamic_cast<faiss::IndexRefine *>(idx)) idx = rf->base_index;
+    else return idx;
+  }
 }
 
 }  // namespace
@@ -62,6 +67,8 @@ int cc_faiss_create(const char *factory, int dim, cc_faiss **out, char *err, siz
   *out = nullptr;
   try {
     std::unique_ptr<faiss::Index> idx(faiss::index_factory(dim, factory, faiss::METRIC_INNER_PRODUCT));
+    // ",RFlat": re-score 4k candidates exactly (FAISS's default is k)
+    if (auto *rf = dynamic_cast<faiss::IndexRefine *>(idx.get())) rf->k_factor = 4;
     *out = new cc_faiss;
     (*out)->index = idx.release();
     return 0;
@@ -119,32 +126,27 @@ struct ef_turn {
 
 int cc_faiss_search(const cc_faiss *cf, const float *q, int64_t nq, int k, int nprobe, int ef_search, float *scores,
                     int64_t *ids, char *err, size_t cap) {
-  cc_faiss *f = const_cast<cc_faiss *>(cf);  // only for the efSearch turn-taking
+  cc_faiss *f = const_cast<cc_faiss *>(cf);  // only for the parameter turn-taking
   try {
     faiss::Index *in = inner(f->index);
-    faiss::SearchParametersIVF ivf;
-    faiss::SearchParameters *params = nullptr;
+    auto *h = dynamic_cast<faiss::IndexHNSW *>(in);
+    auto *v = dynamic_cast<faiss::IndexIVF *>(in);
+    int want_np = v && nprobe > 0 ? nprobe : v ? (int)v->nprobe : 0;
+    int want_ef = h && ef_search > 0 ? ef_search : h ? h->hnsw.efSearch : 0;
     ef_turn turn;
-    if (auto *h = dynamic_cast<faiss::IndexHNSW *>(in)) {
-      int want = ef_search > 0 ? ef_search : h->hnsw.efSearch;
+    {
       std::unique_lock<std::mutex> g(f->lock);
-      f->idle.wait(g, [&] { return f->active == 0 || f->ef == want; });
-      if (f->active == 0) h->hnsw.efSearch = f->ef = want;
+      f->idle.wait(g, [&] { return f->active == 0 || (f->nprobe == want_np && f->ef == want_ef); });
+      if (f->active == 0) {
+        if (v) v->nprobe = (size_t)want_np;
+        if (h) h->hnsw.efSearch = want_ef;
+        f->nprobe = want_np, f->ef = want_ef;
+      }
       f->active++;
       turn.f = f;
-    } else if (auto *v = dynamic_cast<faiss::IndexIVF *>(in)) {
-      ivf.nprobe = nprobe > 0 ? (size_t)nprobe : v->nprobe;
-      params = &ivf;
-    }
-    faiss::SearchParametersPreTransform pre;
-    if (params && in != f->index) {
-      // one level of transform is what the factory strings here produce
-      if (dynamic_cast<faiss::IndexPreTransform *>(f->index)->index != in) params = nullptr;
-      pre.index_params = params;
-      if (params) params = &pre;
     }
     static_assert(sizeof(faiss::Index::idx_t) == sizeof(int64_t), "FAISS ids are 64-bit");
-    f->index->search(nq, q, k, scores, reinterpret_cast<faiss::Index::idx_t *>(ids), params);
+    f->index->search(nq, q, k, scores, reinterpret_cast<faiss::Index::idx_t *>(ids));
     for (int64_t i = 0; i < nq * k; i++)
       if (ids[i] < 0) scores[i] = -std::numeric_limits<float>::infinity();
     return 0;
@@ -194,14 +196,15 @@ size_t cc_faiss_memory(const cc_faiss *f) {
   if (!f) return 0;
   faiss::Index *in = inner(f->index);
   size_t n = (size_t)f->index->ntotal, bytes = 0;
+  if (auto *rf = dynamic_cast<faiss::IndexRefine *>(f->index)) bytes += (size_t)rf->refine_index->sa_code_size() * n;
   if (auto *h = dynamic_cast<faiss::IndexHNSW *>(in)) {
-    bytes = h->hnsw.neighbors.size() * sizeof(h->hnsw.neighbors[0]) + h->hnsw.levels.size() * sizeof(int) +
+    bytes += h->hnsw.neighbors.size() * sizeof(h->hnsw.neighbors[0]) + h->hnsw.levels.size() * sizeof(int) +
             h->hnsw.offsets.size() * sizeof(size_t);
     if (h->storage) bytes += (size_t)h->storage->sa_code_size() * n;
   } else if (auto *v = dynamic_cast<faiss::IndexIVF *>(in)) {
-    bytes = v->code_size * n + n * sizeof(faiss::Index::idx_t) + (size_t)v->nlist * (size_t)v->d * sizeof(float);
+    bytes += v->code_size * n + n * sizeof(faiss::Index::idx_t) + (size_t)v->nlist * (size_t)v->d * sizeof(float);
   } else {
-    bytes = (size_t)in->sa_code_size() * n;
+    bytes += (size_t)in->sa_code_size() * n;
   }
   return bytes;
 }

@@ -611,6 +611,10 @@ clipcl_status clipcl_index_update(clipcl_index *ix, const char *dir, const char 
   if (clipcl_model_config(m)->embed_dim != clipcl_index_dim(ix))
     return cc_fail(CLIPCL_ERR_ARG, "index holds %d-dim embeddings, the model makes %d", clipcl_index_dim(ix),
                    clipcl_model_config(m)->embed_dim);
+  if (o.index_type && strcmp(o.index_type, "auto") && strcmp(o.index_type, "exact") && strcmp(o.index_type, "Flat") &&
+      !clipcl_faiss_available())
+    return cc_fail(CLIPCL_ERR_UNSUPPORTED, "index type %s needs FAISS: this clipcl was built without FAISS",
+                   o.index_type);
   struct stat sb;
   if (stat(is_tar_spec(source) ? "." : source, &sb) != 0)
     return cc_fail(CLIPCL_ERR_IO, "%s: %s", source, strerror(errno));
