@@ -974,10 +974,9 @@ static void unlink_part(const char *dir, int id) {
 
 /* Writes a FAISS index atomically (temporary name, fsync, rename). */
 static clipcl_status write_ann(const cc_faiss *a, const char *path) {
-  char *tmp = fmt_path(path, "..tmp");
-  if (!tmp) return cc_fail(CLIPCL_ERR_NOMEM, "index: out of memory");
-  /* ".../image_3.index/..tmp" -> ".../image_3.index.tmp" */
   size_t n = strlen(path);
+  char *tmp = malloc(n + 5);
+  if (!tmp) return cc_fail(CLIPCL_ERR_NOMEM, "index: out of memory");
   memcpy(tmp, path, n);
   memcpy(tmp + n, ".tmp", 5);
   char err[256] = "";
