@@ -12,14 +12,15 @@
  *             [--nprobe 8,16,32,64] [--noise 0.35,0.7] [--threads 2] [--dir DIR] [--json OUT]
  *
  * The clustered generator (what bench/RESULTS.md calls "CLIP-like"): every
- * row is normalise(0.6 m + 0.5 t + 0.35 s + sigma u) with m one shared
- * direction (CLIP embeddings sit in a narrow cone), t one of 1,000 topic
- * directions picked with Zipf-like popularity (weight 1/(rank+10)^0.8), s one
- * of 20 sub-topic directions of that topic, u a random direction, and sigma
- * drawn per sub-topic from [0.35, 0.7] (--noise); 5% of the rows are near-duplicates
+ * row is normalise(0.6 m + 0.5 (cos a t + sin a t2) + 0.35 s + sigma u) with m
+ * one shared direction (CLIP embeddings sit in a narrow cone), t one of 1,000
+ * topic directions picked with Zipf-like popularity (weight
+ * 1/(rank+10)^0.8), t2 another topic (uniform) mixed in at an angle a drawn
+ * from [0, 0.7] rad, so rows also lie between topics, s one of 20 sub-topic
+ * directions of t, u a random direction, and sigma drawn per sub-topic from
+ * [0.4, 0.8] (--noise); 5% of the rows are near-duplicates
  * of an earlier row (that row plus 0.2 of a random direction, normalised).
- * All directions are uniform on the sphere (normalised Gaussians). Rows of
- * one sub-topic meet at cosine ~0.8, of one topic ~0.65, others ~0.4.
+ * All directions are uniform on the sphere (normalised Gaussians).
  * "uniform" is normalised Gaussian noise: no neighbourhood structure at all.
  * Queries are fresh draws from the same generator (other seed, not in the
  * index). Real embeddings (float32 .npy, rows normalised here) are appended
@@ -67,7 +68,7 @@ static double cpu_now(void) {
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
-static double noise_lo = 0.35, noise_hi = 0.7;
+static double noise_lo = 0.4, noise_hi = 0.8;
 
 /* VmRSS and VmHWM in MiB */
 static void mem(double *rss, double *hwm) {
@@ -154,9 +155,13 @@ static void gen_rows(gen *g, int clustered, float *x, size_t n, const float *pre
       else hi = mid;
     }
     int sub = lo * SUBS + (int)cc_eval_rand_below(&rng_state, SUBS);
+    /* a second topic, mixed in at an angle up to 0.7 rad: rows between topics */
+    int other = (int)cc_eval_rand_below(&rng_state, TOPICS);
+    double th = 0.7 * ((double)(cc_eval_rand(&rng_state) >> 11) / 9007199254740992.0);
+    float ca = (float)(0.5 * cos(th)), sa = (float)(0.5 * sin(th));
     unit(u, d);
-    const float *t = g->t + (size_t)lo * d, *s = g->s + (size_t)sub * d;
-    for (int i = 0; i < d; i++) o[i] = 0.6f * g->m[i] + 0.5f * t[i] + 0.35f * s[i] + g->sigma[sub] * u[i];
+    const float *t = g->t + (size_t)lo * d, *t2 = g->t + (size_t)other * d, *s = g->s + (size_t)sub * d;
+    for (int i = 0; i < d; i++) o[i] = 0.6f * g->m[i] + ca * t[i] + sa * t2[i] + 0.35f * s[i] + g->sigma[sub] * u[i];
     normalise(o, d);
   }
   free(u);
@@ -358,7 +363,7 @@ int main(int argc, char **argv) {
            factory, t_build, threads, t_save, fbytes / 1048576.0, r0, r1, h1);
     fflush(stdout);
     int params[16], np;
-    int is_hnsw = strstr(factory, "HNSW") != NULL, is_ivf = strstr(factory, "IVF") != NULL;
+    int is_ivf = strstr(factory, "IVF") != NULL, is_hnsw = !is_ivf && strstr(factory, "HNSW") != NULL;
     np = is_hnsw ? parse_list(efs, params, 16) : is_ivf ? parse_list(nprobes, params, 16) : 1;
     if (!is_hnsw && !is_ivf) params[0] = 0;
     if (js)

@@ -44,7 +44,8 @@ fi
 [ -f "$work/zeroshot.json" ] || "$B/clipcl" zeroshot --model "$M" --data "$work/fm/test" \
   --classnames "$work/fm/classnames.txt" --json "$work/zeroshot.json" | grep -E "top-1|top-5"
 "$B/bench/bench_ann" --n "$rows" --real "$work/real.image.npy" --real-queries "$work/q.image.npy" \
-  --text-queries "$work/q.text.npy" --queries 1000 --types "$types" --dir "$work/index_clustered" \
+  --text-queries "$work/q.text.npy" --queries 1000 --types "$types" --nprobe "${NPROBE:-8,16,32,64,128}" \
+  --dir "$work/index_clustered" \
   --json "$work/ann_clustered.json"
 "$B/bench/bench_ann" --n "$rows" --data uniform --queries 1000 --types "${UNIFORM_TYPES:-IVF4096,Flat}" \
   --nprobe 16,64,256 --dir "$work/index_uniform" --json "$work/ann_uniform.json"

@@ -139,6 +139,9 @@ int cc_faiss_search(const cc_faiss *cf, const float *q, int64_t nq, int k, int n
       f->idle.wait(g, [&] { return f->active == 0 || (f->nprobe == want_np && f->ef == want_ef); });
       if (f->active == 0) {
         if (v) v->nprobe = (size_t)want_np;
+        // an HNSW coarse quantizer ("IVF4096_HNSW32") must explore at least nprobe centroids
+        if (auto *qh = v ? dynamic_cast<faiss::IndexHNSW *>(v->quantizer) : nullptr)
+          qh->hnsw.efSearch = want_np * 2 > 64 ? want_np * 2 : 64;
         if (h) h->hnsw.efSearch = want_ef;
         f->nprobe = want_np, f->ef = want_ef;
       }
