@@ -44,6 +44,11 @@ else()
   set(CLIPCL_WITH_MPI FALSE)
   set(CLIPCL_PC_MPI "")
 endif()
+# FAISS (optional): a static C++ library with OpenMP, BLAS and LAPACK
+set(CLIPCL_PC_FAISS "")
+if(CLIPCL_WITH_FAISS)
+  set(CLIPCL_PC_FAISS " -lfaiss -fopenmp -llapack -lblas -lstdc++")
+endif()
 configure_package_config_file(${CMAKE_SOURCE_DIR}/cmake/clipclConfig.cmake.in
   ${CMAKE_BINARY_DIR}/generated/clipclConfig.cmake INSTALL_DESTINATION ${CLIPCL_CMAKE_DIR})
 write_basic_package_version_file(${CMAKE_BINARY_DIR}/generated/clipclConfigVersion.cmake

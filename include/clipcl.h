@@ -269,7 +269,7 @@ clipcl_status clipcl_image_batch(const clipcl_image_source *src, int n, int size
 
 /* ==== evaluation (src/eval/) ============================================= */
 /* Zero-shot classification, retrieval metrics, the linear probe, feature
- * caches and the image search index, all working on embeddings: float32,
+ * caches, all working on embeddings: float32,
  * row-major, one row of `dim` floats per item. The encoders live elsewhere.
  *
  * Scores are dot products computed as one float sum in the order e = 0 ..
@@ -478,54 +478,6 @@ clipcl_status clipcl_features_save(const char *prefix, const char *identity, con
 clipcl_status clipcl_features_load(const char *prefix, const char *identity, float **X, int32_t **labels,
                                    size_t *n, int *dim, int *hit);
 
-/* -- image search index (index.c, html.c) -- */
-/* A directory holding index.json ({"format": "clipcl-index", "version": 1,
- * "model", "dim", "count", "generation"}), embeddings-<generation>.npy
- * (count x dim float32, L2-normalised rows) and paths-<generation>.txt (one
- * path per line, in row order, with a backslash written as two, LF as
- * backslash-n and CR as backslash-r; every other byte as is). Saving writes a new
- * generation and then renames index.json over the old one, so a crash
- * leaves the previous index whole. */
-typedef struct clipcl_index clipcl_index;
-typedef struct {
-  int64_t index;    /* row in the index */
-  float score;      /* cosine similarity */
-  const char *path; /* owned by the index */
-} clipcl_search_hit;
-
-clipcl_status clipcl_index_create(const char *model_id, int dim, clipcl_index **out);
-/* Loads a saved index; *out NULL on error. */
-clipcl_status clipcl_index_load(const char *dir, clipcl_index **out);
-/* 1 when dir holds an index.json, else 0. */
-int clipcl_index_exists(const char *dir);
-/* Creates dir when missing (one level). */
-clipcl_status clipcl_index_save(clipcl_index *ix, const char *dir);
-void clipcl_index_free(clipcl_index *ix);
-/* CLIPCL_ERR_ARG naming both identities when model_id differs. */
-clipcl_status clipcl_index_check_model(const clipcl_index *ix, const char *model_id);
-int clipcl_index_contains(const clipcl_index *ix, const char *path);
-/* Appends rows for the paths not yet present (the first of repeated paths in
- * one call); the embeddings are normalised as they are stored. Refuses a
- * model_id other than the index's. *added (may be NULL) counts new rows. */
-clipcl_status clipcl_index_add(clipcl_index *ix, const char *model_id, const char *const *paths,
-                               const float *emb, size_t n, size_t *added);
-size_t clipcl_index_count(const clipcl_index *ix);
-int clipcl_index_dim(const clipcl_index *ix);
-const char *clipcl_index_model(const clipcl_index *ix);
-const char *clipcl_index_path(const clipcl_index *ix, size_t i); /* NULL when out of range */
-const float *clipcl_index_embeddings(const clipcl_index *ix);  /* count x dim */
-/* The min(k, count) rows most similar to the (normalised here) query, best
- * first; refuses a query from another model. hits has room for k. */
-clipcl_status clipcl_index_search(const clipcl_index *ix, const char *model_id, const float *query, int k,
-                                  int threads, clipcl_search_hit *hits, int *n_hits);
-/* An HTML5 page (also well-formed XML) of ranked thumbnails with scores and
- * paths. Image URLs: an absolute path becomes a file:// URL; a relative one
- * is joined to image_base (may be NULL) and, when still relative, used as a
- * URL relative to the page's directory. Bytes outside [A-Za-z0-9-._~/] are
- * percent-encoded; displayed text is HTML-escaped, with invalid UTF-8 and
- * control characters shown as U+FFFD. */
-clipcl_status clipcl_search_write_html(const char *path, const char *title, const clipcl_search_hit *hits,
-                                       int n, const char *image_base);
 /* ==== end of evaluation ================================================== */
 
 /* ==== data sets and the loader (src/data/) =============================
@@ -673,11 +625,10 @@ void clipcl_loader_counters(const clipcl_loader *l, int64_t *samples_seen, int64
 void clipcl_loader_free(clipcl_loader *l);
 /* ==== end of data sets and the loader ==================================== */
 
-/* ==== evaluation runs (src/eval/run.c, search_device.c) ===================
+/* ==== evaluation runs (src/eval/run.c) ===================
  * The glue between a model, a data set and the evaluation math above: encode
  * every image of a data set, run zero-shot classification or retrieval from
- * data set to metrics, cache features, and score several search queries on
- * the device. (Placed after the data set section because it uses its types.)
+ * data set to metrics, and cache features. (Placed after the data set section because it uses its types.)
  * Images get evaluation preprocessing (resize + centre crop) in file order.
  * Nothing here prints; bad samples go to the on_bad callback, skipped and
  * counted. Note that the encoders resize the model's inference workspaces. */
@@ -719,6 +670,10 @@ void clipcl_image_features_free(clipcl_image_features *f);
  * errors and memory fail the call. */
 clipcl_status clipcl_encode_image_files(clipcl_model *m, const char *const *paths, size_t n,
                                         const clipcl_eval_options *o, float *emb, uint8_t *ok, size_t *n_bad);
+/* The same for image sources (files or in-memory files such as tar members
+ * or uploads, see clipcl_image_batch). */
+clipcl_status clipcl_encode_image_sources(clipcl_model *m, const clipcl_image_source *sources, size_t n,
+                                          const clipcl_eval_options *o, float *emb, uint8_t *ok, size_t *n_bad);
 /* Texts into emb (n x dim, normalised): tokenised with the model's context
  * length; a text that is not UTF-8 or gives an id beyond the model's
  * vocabulary fails the call, naming text i. */
@@ -793,6 +748,167 @@ clipcl_status clipcl_encode_dataset_cached(clipcl_model *m, const char *model_id
                                            const char *cache_dir, const clipcl_eval_options *o,
                                            clipcl_image_features *out, int *hit);
 
+/* ==== end of evaluation runs ============================================= */
+
+/* ==== image search (src/search/) ========================================
+ * The search index, exact and approximate (FAISS) search, building an index
+ * from image folders, manifests and WebDataset shards, the results page and
+ * the HTTP service. (After the evaluation runs: it uses clipcl_model,
+ * clipcl_eval_options and the data set options.) */
+
+/* -- the index (index.c) --
+ * A directory laid out as clip-retrieval lays out embeddings:
+ *   index.json                 {"format": "clipcl-index", "version": 2,
+ *                              "model", "dim", "count", "columns",
+ *                              "text_embeddings", "root", "root_absolute",
+ *                              "parts": [{"id", "count"}], "ann", "generation"}
+ *   img_emb/img_emb_{i}.npy    float16 (count_i x dim), L2-normalised rows
+ *   text_emb/text_emb_{i}.npy  the same for the captions (optional)
+ *   metadata/metadata_{i}.csv  one row per embedding row, in order, with a
+ *                              header: image_path, then caption, url, ...
+ *   image_{g}.index, text_{g}.index   FAISS indexes (optional)
+ * {i} is zero-padded to 4 digits so the files sort in row order, as
+ * clip-retrieval's tools read them; the FAISS id of a row is its position
+ * over the parts in that order. image_path is relative to the collection
+ * root (or absolute when outside it); tar members are "shard.tar/key.jpg".
+ * "root" is the collection root relative to the index folder (tried first,
+ * so a collection moved together with its index keeps working), then
+ * "root_absolute"; clipcl_index_set_root overrides both.
+ *
+ * Rows are added at the end and never rewritten: saving writes the rows
+ * added since the last save as new parts, updates the FAISS indexes, and
+ * renames index.json over the old one last, so a crash leaves the previous
+ * index whole. Removing rows rewrites every part under new numbers.
+ * Embeddings are normalised and rounded to float16 as they are added, so
+ * the index searches the same before and after a save. */
+typedef struct clipcl_index clipcl_index;
+typedef struct {
+  int64_t index;    /* row in the index */
+  float score;      /* cosine similarity */
+  const char *path; /* owned by the index */
+} clipcl_search_hit;
+
+/* Rows for clipcl_index_append: n keys (image paths, unique in the index)
+ * with ncols extra metadata columns (e.g. "caption", "url"; values row-major,
+ * NULL = empty) and their embeddings. text_emb (caption embeddings) must be
+ * given exactly when the index keeps text embeddings (the first append of a
+ * new index decides). */
+typedef struct {
+  size_t n;
+  const char *const *paths;
+  int ncols;
+  const char *const *names;  /* ncols column names, not "image_path" */
+  const char *const *values; /* n * ncols */
+  const float *emb;          /* n * dim */
+  const float *text_emb;     /* n * dim, or NULL */
+} clipcl_index_rows;
+
+clipcl_status clipcl_index_create(const char *model_id, int dim, clipcl_index **out);
+/* What clipcl_index_open reads besides the metadata: */
+enum {
+  CLIPCL_INDEX_EMBEDDINGS = 1, /* every embedding as float32 in memory (exact
+                                  search; otherwise rows are read from the
+                                  memory-mapped part files when needed) */
+  CLIPCL_INDEX_ANN = 2         /* the FAISS indexes (needs FAISS) */
+};
+clipcl_status clipcl_index_open(const char *dir, unsigned flags, clipcl_index **out);
+/* clipcl_index_open with CLIPCL_INDEX_EMBEDDINGS. */
+clipcl_status clipcl_index_load(const char *dir, clipcl_index **out);
+/* 1 when dir holds an index.json, else 0. */
+int clipcl_index_exists(const char *dir);
+/* Creates dir and its sub-folders when missing. */
+clipcl_status clipcl_index_save(clipcl_index *ix, const char *dir);
+void clipcl_index_free(clipcl_index *ix);
+/* CLIPCL_ERR_ARG naming both identities when model_id differs. */
+clipcl_status clipcl_index_check_model(const clipcl_index *ix, const char *model_id);
+int clipcl_index_contains(const clipcl_index *ix, const char *path);
+/* Row of a path, or -1. */
+int64_t clipcl_index_find(const clipcl_index *ix, const char *path);
+/* Appends the rows whose paths are not yet present (the first of repeated
+ * paths in one call), normalising and rounding the embeddings as it stores
+ * them. Checks everything first: on error nothing is added. Refuses a
+ * model_id other than the index's. *added (may be NULL) counts new rows. */
+clipcl_status clipcl_index_append(clipcl_index *ix, const char *model_id, const clipcl_index_rows *rows,
+                                  size_t *added);
+/* clipcl_index_append of paths and image embeddings only. */
+clipcl_status clipcl_index_add(clipcl_index *ix, const char *model_id, const char *const *paths,
+                               const float *emb, size_t n, size_t *added);
+/* Drops the rows with drop[row] != 0, keeping the order of the others;
+ * needs the embeddings in memory (CLIPCL_INDEX_EMBEDDINGS). The FAISS
+ * indexes are dropped (their ids shift) and the next save rewrites every
+ * part. *removed (may be NULL) counts them. */
+clipcl_status clipcl_index_remove(clipcl_index *ix, const uint8_t *drop, size_t *removed);
+/* Reads every embedding into memory (what CLIPCL_INDEX_EMBEDDINGS does). */
+clipcl_status clipcl_index_load_embeddings(clipcl_index *ix);
+/* Rows per part file when saving (default 100,000). */
+void clipcl_index_set_part_rows(clipcl_index *ix, size_t rows);
+/* The collection root (an existing directory; made absolute). */
+clipcl_status clipcl_index_set_root(clipcl_index *ix, const char *root);
+const char *clipcl_index_root(const clipcl_index *ix); /* absolute, or NULL when unknown */
+size_t clipcl_index_count(const clipcl_index *ix);
+int clipcl_index_dim(const clipcl_index *ix);
+const char *clipcl_index_model(const clipcl_index *ix);
+int clipcl_index_has_text(const clipcl_index *ix); /* keeps caption embeddings */
+const char *clipcl_index_path(const clipcl_index *ix, size_t i); /* NULL when out of range */
+/* Metadata columns: names[0] is "image_path"; returns the count. */
+int clipcl_index_columns(const clipcl_index *ix, const char *const **names);
+/* Row i's value in column c, or NULL when empty or out of range. */
+const char *clipcl_index_value(const clipcl_index *ix, size_t i, int c);
+/* count x dim float32, or NULL unless every row is in memory. */
+const float *clipcl_index_embeddings(const clipcl_index *ix);
+const float *clipcl_index_text_embeddings(const clipcl_index *ix);
+/* Row i's image (text = 0) or caption (text = 1) embedding into out[dim]. */
+clipcl_status clipcl_index_row_embedding(const clipcl_index *ix, size_t i, int text, float *out);
+/* The min(k, count) rows most similar to the (normalised here) query, best
+ * first, scored exactly on the host over the image embeddings (in memory);
+ * refuses a query from another model. hits has room for k. */
+clipcl_status clipcl_index_search(const clipcl_index *ix, const char *model_id, const float *query, int k,
+                                  int threads, clipcl_search_hit *hits, int *n_hits);
+
+/* -- approximate search (ann.c, faiss_shim.cpp) --
+ * FAISS indexes over the image and the caption embeddings, inner product
+ * (= cosine on these unit rows), chosen by size as autofaiss does: "Flat"
+ * (exact) below 10,000 rows, "HNSW32" while the vectors and the graph fit
+ * the memory budget, then "IVF{c},PQ{m}x8" with c = 2^round(log2(4 sqrt n))
+ * clusters (16,384 from 1M rows, 65,536 from 10M) and m = dim/8 bytes per
+ * row. Any FAISS factory string can be given instead. */
+/* 1 when this build has FAISS. */
+int clipcl_faiss_available(void);
+/* The automatic choice for n rows of dim into out[cap]; memory_budget 0:
+ * half the physical memory, at most 16 GiB. */
+clipcl_status clipcl_ann_choose(size_t n, int dim, size_t memory_budget, char *out, size_t cap);
+typedef struct {
+  size_t train_rows; /* IVF/PQ training sample; 0: min(n, max(65536, 64 * clusters)) */
+  uint64_t seed;     /* of that sample */
+  int threads;       /* OpenMP threads; <= 0: FAISS's default (all) */
+  /* called as rows are trained on and added (may be NULL): stage
+   * "ann-train" or "ann-add", rows done, total */
+  void (*progress)(void *user, const char *stage, int64_t done, int64_t total);
+  void *user;
+} clipcl_ann_options;
+/* Builds the FAISS index (factory "Flat" or "exact" removes it) over the
+ * image (text = 0) or caption embeddings of every row; saved with the index. */
+clipcl_status clipcl_index_build_ann(clipcl_index *ix, int text, const char *factory, const clipcl_ann_options *o);
+/* The factory string of the FAISS index over image/caption rows, or NULL. */
+const char *clipcl_index_ann_factory(const clipcl_index *ix, int text);
+
+typedef struct {
+  int text;      /* 0: search the image embeddings; 1: the caption embeddings */
+  int exact;     /* 1: score every row on the host even when a FAISS index exists */
+  int nprobe;    /* IVF clusters visited; 0: the index's default (16) */
+  int ef_search; /* HNSW candidate list; 0: the index's default (max(64, 2k)) */
+  int threads;   /* host threads of the exact search; <= 0: all */
+} clipcl_query_options;
+/* nq queries (normalised here), each its min(k, count) best rows into
+ * hits[q*k ..], best first, and their number into n_hits[q] (fewer when an
+ * approximate index finds fewer): through the FAISS index when there is one
+ * (opened with CLIPCL_INDEX_ANN or just built) and exact is 0, else exactly
+ * on the host (which needs the embeddings in memory). o may be NULL.
+ * *used (may be NULL) gets 1 when FAISS answered, 0 when exact. */
+clipcl_status clipcl_index_query(const clipcl_index *ix, const float *queries, int nq, int k,
+                                 const clipcl_query_options *o, clipcl_search_hit *hits, int *n_hits, int *used);
+
+/* -- several queries, host or device (search_device.c) -- */
 /* clipcl_index_search for nq queries at once (hits: nq*k, query q's at
  * hits[q*k]; *n_hits = min(k, count) for every query). where: 0 scores on
  * the host (canonical scores, as clipcl_index_search), 1 on the model's
@@ -804,7 +920,116 @@ clipcl_status clipcl_encode_dataset_cached(clipcl_model *m, const char *model_id
 clipcl_status clipcl_index_search_many(const clipcl_index *ix, clipcl_model *m, const char *model_id,
                                        const float *queries, int nq, int k, int where, int threads,
                                        clipcl_search_hit *hits, int *n_hits, int *used);
-/* ==== end of evaluation runs ============================================= */
+
+/* -- building an index from a collection (update.c) --
+ * Sources: an image folder (searched recursively: .png, .jpg, .jpeg), a
+ * text file listing image paths (relative to its folder), a CSV/TSV manifest
+ * (image path and caption columns as open_clip's, every other column kept
+ * as metadata; paths relative to the manifest's folder) or WebDataset
+ * shards ("shards/{000000..000127}.tar"; caption from .txt or .json, whose
+ * "url" is kept). Rows already in the index (by stored path; a shard by
+ * any of its rows) are not embedded again. */
+typedef struct {
+  const char *root;            /* collection root; NULL: the source's folder */
+  const char *img_key;         /* CSV image column; NULL: "filepath" */
+  const char *caption_key;     /* CSV caption column; NULL: "title" when present */
+  const char *separator;       /* CSV separator; NULL: tab for .tsv, else comma */
+  int text_embeddings;         /* a new index keeps caption embeddings: -1 (default)
+                                  when the source has captions, 0 never, 1 always */
+  int prune;                   /* drop rows whose file (or shard) is gone */
+  size_t part_rows;            /* rows per part and per save; 0: 100,000 */
+  const char *index_type;      /* NULL/"auto", "exact" or a FAISS factory string */
+  int rebuild_ann;             /* build the FAISS index again even when it is current */
+  size_t memory_budget;        /* for "auto" (see clipcl_ann_choose) */
+  clipcl_eval_options eval;    /* batch, workers, on_bad (each unreadable item),
+                                  progress (stage "images", over all new items) */
+} clipcl_index_update_options;
+void clipcl_index_update_options_init(clipcl_index_update_options *o);
+typedef struct {
+  size_t scanned;   /* items the source lists */
+  size_t present;   /* of them already in the index */
+  size_t added;     /* rows embedded and added */
+  size_t bad;       /* unreadable or unusable items, skipped */
+  size_t pruned;    /* rows dropped by prune */
+  size_t count;     /* rows in the index afterwards */
+  int ann_built;    /* 1 when the FAISS indexes were (re)built */
+  char ann[64];     /* their factory string, "" for exact search */
+} clipcl_index_update_stats;
+/* Adds the new items of source to ix (opened from dir, or created) and saves
+ * it to dir after every part_rows rows; builds or extends the FAISS indexes
+ * as index_type says. tk is needed for caption embeddings. On error the
+ * index on disk holds every part saved before it. */
+clipcl_status clipcl_index_update(clipcl_index *ix, const char *dir, const char *source, clipcl_model *m,
+                                  clipcl_tokenizer *tk, const clipcl_index_update_options *o,
+                                  clipcl_index_update_stats *stats);
+
+/* -- the results page (html.c) -- */
+/* An HTML5 page (also well-formed XML) of ranked thumbnails with scores and
+ * paths. Image URLs: an absolute path becomes a file:// URL; a relative one
+ * is joined to image_base (may be NULL) and, when still relative, used as a
+ * URL relative to the page's directory. Bytes outside [A-Za-z0-9-._~/] are
+ * percent-encoded; displayed text is HTML-escaped, with invalid UTF-8 and
+ * control characters shown as U+FFFD. */
+clipcl_status clipcl_search_write_html(const char *path, const char *title, const clipcl_search_hit *hits,
+                                       int n, const char *image_base);
+/* -- the HTTP service (serve.c, page.html) --
+ * clip-retrieval's back-end API over libmicrohttpd, for several indexes
+ * built with one model:
+ *   GET  /indices-list    ["name", ...]
+ *   POST /knn-service     body parsed as JSON whatever the Content-Type:
+ *                         indice_name, modality ("image" searches the image
+ *                         embeddings, "text" the captions'), num_images,
+ *                         num_result_ids, deduplicate, and the query: the
+ *                         first non-empty of text, image (base64),
+ *                         image_url (file:// inside a served collection
+ *                         only: the server fetches nothing), embedding_input,
+ *                         and clipcl's own query_id (a row whose stored image
+ *                         embedding is the query); use_mclip,
+ *                         use_safety_model, use_violence_detector,
+ *                         aesthetic_score and aesthetic_weight are accepted
+ *                         and ignored. Answer: [{"id", "similarity",
+ *                         metadata columns (image_path, caption, url, ...),
+ *                         "image" (base64 of the file, when local)}] for the
+ *                         first num_images, then [{"id", "similarity"}] up to
+ *                         num_result_ids; deduplicate drops results within
+ *                         cosine 0.94 of a better one (transitively).
+ *   POST /metadata        {ids, indice_name} -> [{"id", "metadata": {...}}]
+ *   GET  /config.json     {"defaultBackend", "defaultIndex", "urlColumn"}
+ *   GET  /                the search page
+ *   GET  /image?index=NAME&id=N   the image file of row N (inside its
+ *                         collection only)
+ *   GET  /healthz, /metrics (Prometheus text: requests, queries, latency
+ *                         histogram, errors, text cache, resident memory)
+ * Every answer carries Access-Control-Allow-Origin: *; every refused
+ * request gets a 4xx status and {"error": "..."}. Requests are handled by a
+ * pool of threads; the model encodes one query at a time (texts through an
+ * LRU cache); FAISS and exact searches run in parallel. */
+typedef struct clipcl_server clipcl_server;
+typedef struct {
+  const char *host;       /* address to bind; default "127.0.0.1" */
+  int port;               /* 0: a free port (see clipcl_server_port) */
+  int threads;            /* request threads; default 8 */
+  size_t max_body;        /* bytes of a request body; default 16 MiB */
+  int max_results;        /* largest num_images / num_result_ids / ids; default 10000 */
+  int timeout_s;          /* idle connection time-out; default 30 */
+  size_t text_cache;      /* text embeddings kept; default 4096 */
+  size_t max_inline;      /* largest image file returned as base64; default 8 MiB */
+  int nprobe, ef_search;  /* FAISS search parameters (0: clipcl_index_query's) */
+  /* one line per request and per problem (may be NULL) */
+  void (*log)(void *user, const char *line);
+  void *user;
+} clipcl_server_options;
+void clipcl_server_options_init(clipcl_server_options *o);
+/* Starts serving n indexes under names (unique; [A-Za-z0-9._-]) with the
+ * model m (which every index must have been built with) and its tokenizer.
+ * The indexes, model and tokenizer must outlive the server. */
+clipcl_status clipcl_server_start(clipcl_model *m, clipcl_tokenizer *tk, clipcl_index *const *ix,
+                                  const char *const *names, int n, const clipcl_server_options *o,
+                                  clipcl_server **out);
+int clipcl_server_port(const clipcl_server *s);
+/* Stops accepting, finishes the requests in flight and frees the server. */
+void clipcl_server_stop(clipcl_server *s);
+/* ==== end of image search =============================================== */
 
 /* ==== training (src/train/, src/dist/) ===================================
  * CLIP (or SigLIP) training with open_clip's options and conventions, as

@@ -11,6 +11,8 @@
  *   test_npy check FILE R C       FILE holds i*0.25-3, shape (R, C), or (R,) if C is 0
  *   test_npy same FILE.npy FILE.raw   data bitwise equal to the raw float32 file
  *   test_npy refuse FILE          reading FILE fails with a one-line message
+ *   test_npy half-write OUT.npy IN.raw   IN (float32, n values) stored as a float16 (n,) .npy
+ *   test_npy half-read IN.npy WANT.raw   IN (float16) read as float32 equals WANT bitwise
  * Values i*0.25-3 are exact in float32, so comparisons are exact. */
 #include <math.h>
 
@@ -226,6 +228,35 @@ static void test_write(const char *dir) {
   free(b);
   size_t bad4[4] = {2, 2, 2, 2};
   tu_check_fail("4-D write refused", cc_npy_write_f32(p, z, 4, bad4), CLIPCL_ERR_ARG, p, NULL);
+
+  /* float16: header, values exact in half come back exactly, others within
+   * half an ulp (2^-11 relative), the strict reader refuses it */
+  size_t hs[2] = {3, 5};
+  float hv[15], *hy = NULL;
+  for (int i = 0; i < 15; i++) hv[i] = formula((size_t)i);
+  TH_OK(cc_npy_write_as(p, CC_NPY_F16, hv, 2, hs));
+  b = tu_read(p, &len);
+  th_assert("float16 header says '<f2'", b && len == 128 + 30 && !memcmp(b + 10, "{'descr': '<f2'", 15), "%zu", len);
+  free(b);
+  cc_npy_info in;
+  TH_OK(cc_npy_probe(p, &in));
+  th_assert("probe", in.dtype == CC_NPY_F16 && in.ndim == 2 && in.shape[0] == 3 && in.shape[1] == 5 &&
+            in.data_offset == 128, NULL);
+  TH_OK(cc_npy_read_float(p, &hy, &in));
+  th_same_bits("float16 exact values round trip", hy, hv, 15);
+  free(hy);
+  float *r = NULL;
+  tu_check_fail("cc_npy_read_f32 refuses float16", cc_npy_read_f32(p, &r, &nd, gs), CLIPCL_ERR_UNSUPPORTED, p,
+                "'<f2'");
+  TH_OK(cc_npy_write_as(p, CC_NPY_F16, x, 2, sh));
+  TH_OK(cc_npy_read_float(p, &hy, &in));
+  double worst = 0;
+  for (size_t i = 0; i < n; i++)
+    if (isfinite(x[i]) && fabsf(x[i]) > 1e-4f) worst = fmax(worst, fabs((double)hy[i] - x[i]) / fabs(x[i]));
+  th_assert("float16 rounding within half an ulp", worst <= 1.0 / 2048, "worst relative error %g", worst);
+  th_assert("float16 keeps NaN, infinities, -0", isnan(hy[3 * 97]) && isinf(hy[97]) && hy[97] > 0 &&
+            isinf(hy[2 * 97]) && hy[2 * 97] < 0 && hy[0] == 0 && signbit(hy[0]), NULL);
+  free(hy);
 }
 
 int main(int argc, char **argv) {
@@ -256,6 +287,26 @@ int main(int argc, char **argv) {
     unsigned char *raw = tu_read(argv[3], &len);
     th_assert(argv[2], raw && len == sh[0] * sh[1] * 4 && (len == 0 || !memcmp(raw, x, len)),
               "shape (%zu, %zu), raw %zu bytes", sh[0], sh[1], len);
+    free(raw);
+    free(x);
+    return th_finish(NULL);
+  }
+  if (argc == 4 && !strcmp(argv[1], "half-write")) {
+    size_t len = 0;
+    unsigned char *raw = tu_read(argv[3], &len);
+    size_t sh[2] = {len / 4, 1};
+    TH_OK(cc_npy_write_as(argv[2], CC_NPY_F16, (const float *)raw, 1, sh));
+    free(raw);
+    return th_finish(NULL);
+  }
+  if (argc == 4 && !strcmp(argv[1], "half-read")) {
+    float *x = NULL;
+    cc_npy_info in;
+    size_t len = 0;
+    TH_OK(cc_npy_read_float(argv[2], &x, &in));
+    unsigned char *raw = tu_read(argv[3], &len);
+    th_assert(argv[2], in.dtype == CC_NPY_F16 && raw && len == in.shape[0] * in.shape[1] * 4 &&
+              (len == 0 || !memcmp(raw, x, len)), "shape (%zu, %zu), raw %zu bytes", in.shape[0], in.shape[1], len);
     free(raw);
     free(x);
     return th_finish(NULL);

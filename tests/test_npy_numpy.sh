@@ -7,7 +7,8 @@
 #    subnormals, format 2.0) read in clipcl exactly (bitwise against the raw
 #    float32 bytes numpy writes with tofile);
 #  - numpy files clipcl does not handle (float64, big-endian, Fortran order,
-#    3-D) are refused with a message.
+#    3-D) are refused with a message;
+#  - float16 both ways equals numpy's conversion bit for bit.
 # Needs python3 with numpy (Debian's python3-numpy on CI); fails without it.
 # Env: BUILD (build dir, from ctest); PYTHON overrides the interpreter.
 set -euo pipefail
@@ -60,4 +61,31 @@ EOF
 "$bin" same "$tmp/py_rand.npy" "$tmp/py_rand.raw"
 "$bin" same "$tmp/py_v2.npy" "$tmp/py_rand.raw"
 for f in py_f64 py_be py_fortran py_3d; do "$bin" refuse "$tmp/$f.npy"; done
+
+# float16 (search index parts): values of every kind, subnormals and exact
+# rounding ties included, converted by clipcl and by numpy, bit for bit
+"$py" - "$tmp" <<'EOF'
+import sys
+import numpy as np
+d = sys.argv[1]
+rng = np.random.default_rng(6)
+x = np.concatenate([rng.standard_normal(4000), rng.standard_normal(500) * 1e-5, rng.standard_normal(500) * 7e4,
+                    [np.nan, np.inf, -np.inf, -0.0, 65504, 65520, 65519.99, 2.0**-24, 2.0**-25, 3 * 2.0**-25,
+                     1 + 2.0**-11, 1 + 3 * 2.0**-11]]).astype(np.float32)
+x.tofile(d + "/h_src.raw")
+np.save(d + "/h_py.npy", x.astype(np.float16))
+x.astype(np.float16).astype(np.float32).tofile(d + "/h_want.raw")
+EOF
+"$bin" half-write "$tmp/h_c.npy" "$tmp/h_src.raw"
+"$py" - "$tmp" <<'EOF'
+import sys
+import numpy as np
+d = sys.argv[1]
+c, want = np.load(d + "/h_c.npy"), np.fromfile(d + "/h_src.raw", np.float32).astype(np.float16)
+assert c.dtype == np.float16 and c.shape == want.shape
+bad = np.flatnonzero(c.view(np.uint16) != want.view(np.uint16))
+assert len(bad) == 0, (bad[:5], c[bad[:5]], want[bad[:5]])
+print("ok   float16 written by clipcl equals numpy's astype(float16) bit for bit")
+EOF
+"$bin" half-read "$tmp/h_py.npy" "$tmp/h_want.raw"
 echo "npy interop with numpy $("$py" -c 'import numpy; print(numpy.__version__)'): all passed"

@@ -405,13 +405,28 @@ def _rank(queries, keys, k):
 
 
 class Index:
-    """An image search index folder written by `clipcl index`."""
+    """An image search index folder written by `clipcl index`. Paths come
+    back as `clipcl search` prints them: below the collection root when
+    stored relative to it; root= says where a collection moved to."""
 
-    def __init__(self, path):
+    def __init__(self, path, root=None):
         h = c_void_p()
         _lib.check(_lib.index_load(os.fsencode(path), byref(h)))
         self._h = h
         self.path = os.fspath(path)
+        if root is not None:
+            _lib.check(_lib.index_set_root(self._h, os.fsencode(root)))
+
+    @property
+    def root(self):
+        """The collection root (absolute), or None when unknown."""
+        r = _lib.index_root(self._h)
+        return os.fsdecode(r) if r else None
+
+    def _usable(self, p):
+        p = os.fsdecode(p)
+        r = self.root
+        return os.path.join(r, p) if r and not os.path.isabs(p) else p
 
     def close(self):
         if getattr(self, "_h", None):
@@ -441,7 +456,7 @@ class Index:
 
     @property
     def paths(self):
-        return [os.fsdecode(_lib.index_path(self._h, i)) for i in range(len(self))]
+        return [self._usable(_lib.index_path(self._h, i)) for i in range(len(self))]
 
     @property
     def embeddings(self):
@@ -473,4 +488,4 @@ class Index:
         hits = (_lib.SearchHit * k)()
         n = c_int(0)
         _lib.check(_lib.index_search(self._h, model.identity.encode(), _f32(q), k, 0, hits, byref(n)))
-        return [Hit(os.fsdecode(hits[i].path), float(hits[i].score), int(hits[i].index)) for i in range(n.value)]
+        return [Hit(self._usable(hits[i].path), float(hits[i].score), int(hits[i].index)) for i in range(n.value)]

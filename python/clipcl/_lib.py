@@ -154,6 +154,8 @@ index_count = _fn("clipcl_index_count", c_size_t, _p)
 index_dim = _fn("clipcl_index_dim", c_int, _p)
 index_model = _fn("clipcl_index_model", c_char_p, _p)
 index_path = _fn("clipcl_index_path", c_char_p, _p, c_size_t)
+index_root = _fn("clipcl_index_root", c_char_p, _p)
+index_set_root = _fn("clipcl_index_set_root", c_int, _p, c_char_p)
 index_embeddings = _fn("clipcl_index_embeddings", _F32, _p)
 index_search = _fn("clipcl_index_search", c_int, _p, c_char_p, _F32, c_int, c_int, POINTER(SearchHit),
                    POINTER(c_int))

@@ -15,6 +15,7 @@ int cmd_retrieval(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Prints "clipcl <cmd>: <last error>" to stderr and returns 1. */
 int cli_error(const char *cmd);

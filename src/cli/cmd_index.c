@@ -1,319 +1,131 @@
-/* cmd_index.c: `clipcl index` (build or extend an image search index) and
- * `clipcl search` (text or image queries against it, ranked paths, an HTML
- * page of thumbnails). Indexes store absolute paths, so they work from any
- * folder and adding the same folder again embeds only files not yet in it.
- * Not here: the index format (src/eval/index.c), scoring
- * (src/eval/search_device.c), the page (src/eval/html.c). */
-#define _DEFAULT_SOURCE /* realpath */
-#include <errno.h>
-#include <limits.h>
+/* cmd_index.c: `clipcl index`, build or extend a search index from an image
+ * folder, a path list, a CSV/TSV manifest or WebDataset shards. Parses the
+ * flags, opens (or creates) the index, checks the model before any
+ * encoding, runs clipcl_index_update and prints what happened. Not here:
+ * the layout (src/search/index.c), sources and embedding
+ * (src/search/update.c), FAISS (src/search/ann.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 
-/* ---- index ---------------------------------------------------------------- */
 static const char index_usage[] =
-    "usage: clipcl index --model M --images DIR|LIST.txt --out INDEX\n"
+    "usage: clipcl index --model M (--images DIR|LIST.txt | --data MANIFEST.csv|SHARDS) --out INDEX\n"
+    "                    [--root DIR] [--prune] [--index-type auto|exact|FACTORY] [--rebuild-ann]\n"
+    "                    [--text-embeddings | --no-text-embeddings] [--part-rows N] [--memory-budget GIB]\n"
+    "                    [--csv-img-key K] [--csv-caption-key K] [--csv-separator C]\n"
     "                    [--model-config NAME|FILE] [--batch N] [--workers N] [--device D]\n";
 
 static void index_help(void) {
   printf("%s\n"
-         "Embeds the .png/.jpg/.jpeg files under DIR (recursively) or listed in LIST.txt into the index\n"
-         "folder INDEX: index.json (model identity, count), embeddings (.npy, L2-normalised) and the\n"
-         "absolute paths. An existing index is extended: only paths it does not hold are embedded; an\n"
-         "index built with another model (other weights or config) is refused. Unreadable images are\n"
-         "skipped and named on stderr. index.json is replaced last, so a crash keeps the old index whole.\n",
+         "Embeds a collection into the index folder INDEX, laid out as clip-retrieval lays it out:\n"
+         "img_emb/img_emb_{i}.npy (float16, L2-normalised), text_emb/ for captions, metadata/metadata_{i}.csv\n"
+         "(image_path, caption, url and the manifest's other columns, row-aligned) and index.json.\n"
+         "Sources: an image folder (recursive .png/.jpg/.jpeg), a text file of paths, a CSV/TSV manifest\n"
+         "(--csv-img-key, default filepath; --csv-caption-key, default title when present) or WebDataset\n"
+         "shards (\"shards/{000000..000009}.tar\"; caption from .txt or .json, which also gives url).\n"
+         "Paths are stored relative to the collection root (--root; default the source's folder, or the\n"
+         "index's root when the source lies inside it), so a moved collection keeps working: run the\n"
+         "command on its new place and nothing is embedded again. An existing index is extended: only\n"
+         "items it does not hold are embedded; --prune drops rows whose files are gone. A part is saved\n"
+         "every --part-rows rows (default 100000), so an interrupted run keeps what it finished.\n"
+         "FAISS (when built in): --index-type auto picks by size as autofaiss does (exact below 10,000\n"
+         "rows, HNSW32 while it fits --memory-budget, default half the memory up to 16 GiB, then\n"
+         "IVF{c},PQ{m}x8); exact keeps exact search only; any FAISS factory string is taken as is.\n"
+         "Captions are embedded too (text_emb/) when a new index's source has them, unless\n"
+         "--no-text-embeddings. An index built with another model (weights or config) is refused.\n"
+         "Unreadable items are skipped and named on stderr.\n",
          index_usage);
 }
 
 int cmd_index(int argc, char **argv) {
   cli_eval_opts eo;
   cli_eval_opts_init(&eo);
-  const char *images = NULL, *out = NULL;
+  clipcl_index_update_options uo;
+  clipcl_index_update_options_init(&uo);
+  const char *source = NULL, *out = NULL, *v;
   for (int i = 1; i < argc; i++) {
     int r = cli_eval_opt("index", argc, argv, &i, &eo);
     if (r < 0) return 2;
     if (r > 0) continue;
-    const char **dst = NULL;
-    if (!strcmp(argv[i], "--images")) dst = &images;
-    else if (!strcmp(argv[i], "--out")) dst = &out;
-    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--images") || !strcmp(a, "--data")) {
+      if (!(source = cli_value("index", argc, argv, &i))) return 2;
+    } else if (!strcmp(a, "--out")) {
+      if (!(out = cli_value("index", argc, argv, &i))) return 2;
+    } else if (!strcmp(a, "--root")) {
+      if (!(uo.root = cli_value("index", argc, argv, &i))) return 2;
+    } else if (!strcmp(a, "--index-type")) {
+      if (!(uo.index_type = cli_value("index", argc, argv, &i))) return 2;
+    } else if (!strcmp(a, "--prune")) {
+      uo.prune = 1;
+    } else if (!strcmp(a, "--rebuild-ann")) {
+      uo.rebuild_ann = 1;
+    } else if (!strcmp(a, "--text-embeddings")) {
+      uo.text_embeddings = 1;
+    } else if (!strcmp(a, "--no-text-embeddings")) {
+      uo.text_embeddings = 0;
+    } else if (!strcmp(a, "--part-rows")) {
+      long n;
+      if (!(v = cli_value("index", argc, argv, &i)) || cli_int("index", a, v, 1, 100000000, &n)) return 2;
+      uo.part_rows = (size_t)n;
+    } else if (!strcmp(a, "--memory-budget")) {
+      long n;
+      if (!(v = cli_value("index", argc, argv, &i)) || cli_int("index", a, v, 1, 1 << 20, &n)) return 2;
+      uo.memory_budget = (size_t)n << 30;
+    } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       index_help();
       return 0;
     } else {
-      fprintf(stderr, "clipcl index: unknown option '%s'\n", argv[i]);
+      fprintf(stderr, "clipcl index: unknown option '%s'\n", a);
       return 2;
     }
-    if (!(*dst = cli_value("index", argc, argv, &i))) return 2;
   }
-  if (!eo.model || !images || !out) {
+  if (!eo.model || !source || !out) {
     fputs(index_usage, stderr);
     return 2;
   }
-  char **paths = NULL, **fresh = NULL;
-  int n = cli_image_paths("index", images, &paths), rc = 1;
-  if (n < 0) return 1;
-  if (n == 0) {
-    fprintf(stderr, "clipcl index: %s: no .png/.jpg/.jpeg images\n", images);
-    free(paths);
-    return 1;
-  }
+  uo.img_key = eo.img_key;
+  uo.caption_key = eo.caption_key;
+  uo.separator = eo.separator;
+  int rc = 1;
   cli_session s = {0};
   clipcl_index *ix = NULL;
-  float *emb = NULL;
-  uint8_t *ok = NULL;
   /* an existing index is read (and its model checked) before any encoding */
   int existed = clipcl_index_exists(out);
-  if (existed && clipcl_index_load(out, &ix) != CLIPCL_OK) {
+  if (existed && clipcl_index_open(out, 0, &ix) != CLIPCL_OK) {
     cli_error("index");
     goto done;
   }
-  if (cli_session_open(&s, "index", &eo, 0)) goto done;
+  if (cli_session_open(&s, "index", &eo, 1)) goto done;
   char model_id[256];
   if (cli_model_id("index", s.model, model_id, sizeof model_id)) goto done;
-  int E = clipcl_model_config(s.model)->embed_dim;
   if (ix && clipcl_index_check_model(ix, model_id) != CLIPCL_OK) {
     fprintf(stderr, "clipcl index: %s: %s\n", out, clipcl_last_error());
     goto done;
   }
-  if (!ix && clipcl_index_create(model_id, E, &ix) != CLIPCL_OK) {
+  if (!ix && clipcl_index_create(model_id, clipcl_model_config(s.model)->embed_dim, &ix) != CLIPCL_OK) {
     cli_error("index");
     goto done;
   }
-  /* absolute paths, those not yet indexed */
-  fresh = calloc((size_t)n, sizeof *fresh);
-  if (!fresh) {
-    fprintf(stderr, "clipcl index: out of memory\n");
+  uo.eval = s.eval;
+  clipcl_index_update_stats st;
+  clipcl_status rs = clipcl_index_update(ix, out, source, s.model, s.tok, &uo, &st);
+  cli_progress_end(&s);
+  if (rs != CLIPCL_OK) {
+    cli_error("index");
     goto done;
   }
-  int nf = 0, present = 0, missing = 0;
-  for (int i = 0; i < n; i++) {
-    char abs[PATH_MAX];
-    if (!realpath(paths[i], abs)) {
-      fprintf(stderr, "clipcl index: skipped %s: %s\n", paths[i], strerror(errno));
-      missing++;
-      continue;
-    }
-    if (clipcl_index_contains(ix, abs)) {
-      present++;
-      continue;
-    }
-    if (!(fresh[nf++] = strdup(abs))) {
-      fprintf(stderr, "clipcl index: out of memory\n");
-      goto done;
-    }
-  }
-  size_t bad = 0, added = 0;
-  if (nf > 0) {
-    emb = malloc((size_t)nf * E * sizeof *emb);
-    ok = malloc((size_t)nf);
-    if (!emb || !ok) {
-      fprintf(stderr, "clipcl index: out of memory\n");
-      goto done;
-    }
-    if (clipcl_encode_image_files(s.model, (const char *const *)fresh, (size_t)nf, &s.eval, emb, ok, &bad) !=
-        CLIPCL_OK) {
-      cli_progress_end(&s);
-      cli_error("index");
-      goto done;
-    }
-    cli_progress_end(&s);
-    /* keep the readable ones, in order */
-    int g = 0;
-    for (int i = 0; i < nf; i++) {
-      if (!ok[i]) continue;
-      if (g != i) {
-        char *t = fresh[g];
-        fresh[g] = fresh[i], fresh[i] = t;
-        memmove(emb + (size_t)g * E, emb + (size_t)i * E, (size_t)E * sizeof *emb);
-      }
-      g++;
-    }
-    if (clipcl_index_add(ix, model_id, (const char *const *)fresh, emb, (size_t)g, &added) != CLIPCL_OK) {
-      cli_error("index");
-      goto done;
-    }
-  }
-  if (!existed && added == 0) {
-    fprintf(stderr, "clipcl index: %s: none of the %d images could be read: no index written\n", images, n);
-    goto done;
-  }
-  if (added > 0) {
-    if (clipcl_index_save(ix, out) != CLIPCL_OK) {
-      cli_error("index");
-      goto done;
-    }
-  }
-  printf("%s: embedded %zu new images (%d already indexed, %zu unreadable, %d missing); %zu images in the index\n",
-         out, added, present, bad, missing, clipcl_index_count(ix));
+  printf("%s: embedded %zu new images (%zu already indexed, %zu unreadable, %zu pruned); %zu images in the index\n",
+         out, st.added, st.present, st.bad, st.pruned, st.count);
+  if (st.ann[0])
+    printf("%s: FAISS index %s %s\n", out, st.ann, st.ann_built ? "built" : "kept up to date");
+  else
+    printf("%s: exact search (no FAISS index)\n", out);
   rc = 0;
 done:
-  if (fresh)
-    for (int i = 0; i < n; i++) free(fresh[i]);
-  free(fresh);
-  cli_free_lines(paths, n);
-  free(emb);
-  free(ok);
   clipcl_index_free(ix);
   cli_session_close(&s);
   return rc;
-}
-
-/* ---- search --------------------------------------------------------------- */
-static const char search_usage[] =
-    "usage: clipcl search --index INDEX --model M (--text \"...\" | --image FILE)... [-k 10] [--html OUT.html]\n"
-    "                     [--model-config NAME|FILE] [--device D]\n";
-
-static void search_help(void) {
-  printf("%s\n"
-         "Ranks the indexed images by cosine similarity to each query (a text, or an image file) and\n"
-         "prints the best k with their scores. --text and --image may be repeated; --html (one query only)\n"
-         "writes a page of thumbnails. The model must be the one the index was built with.\n"
-         "Scores are computed on the host for small jobs and on the device from 2^20 query-image pairs\n"
-         "on (CLIPCL_SEARCH=host|device forces either).\n",
-         search_usage);
-}
-
-typedef struct {
-  const char *text; /* query text, or NULL */
-  const char *image;
-} query;
-
-int cmd_search(int argc, char **argv) {
-  cli_eval_opts eo;
-  cli_eval_opts_init(&eo);
-  const char *index = NULL, *html = NULL, *v;
-  long k = 10;
-  query *q = calloc((size_t)argc, sizeof *q);
-  int nq = 0, nt = 0;
-  if (!q) {
-    fprintf(stderr, "clipcl search: out of memory\n");
-    return 1;
-  }
-  for (int i = 1; i < argc; i++) {
-    int r = cli_eval_opt("search", argc, argv, &i, &eo);
-    if (r < 0) goto usage;
-    if (r > 0) continue;
-    if (!strcmp(argv[i], "--index")) {
-      if (!(index = cli_value("search", argc, argv, &i))) goto usage;
-    } else if (!strcmp(argv[i], "--html")) {
-      if (!(html = cli_value("search", argc, argv, &i))) goto usage;
-    } else if (!strcmp(argv[i], "--text")) {
-      if (!(q[nq].text = cli_value("search", argc, argv, &i))) goto usage;
-      nq++, nt++;
-    } else if (!strcmp(argv[i], "--image")) {
-      if (!(q[nq].image = cli_value("search", argc, argv, &i))) goto usage;
-      nq++;
-    } else if (!strcmp(argv[i], "-k") || !strcmp(argv[i], "--k")) {
-      if (!(v = cli_value("search", argc, argv, &i)) || cli_int("search", "-k", v, 1, 100000, &k)) goto usage;
-    } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      search_help();
-      free(q);
-      return 0;
-    } else {
-      fprintf(stderr, "clipcl search: unknown option '%s'\n", argv[i]);
-      goto usage;
-    }
-  }
-  if (!index || !eo.model || nq == 0) {
-    fputs(search_usage, stderr);
-    goto usage;
-  }
-  if (html && nq != 1) {
-    fprintf(stderr, "clipcl search: --html takes one query (got %d)\n", nq);
-    goto usage;
-  }
-  int rc = 1;
-  cli_session s = {0};
-  clipcl_index *ix = NULL;
-  float *qe = NULL;
-  clipcl_search_hit *hits = NULL;
-  const char **texts = NULL, **images = NULL;
-  if (clipcl_index_load(index, &ix) != CLIPCL_OK) {
-    cli_error("search");
-    goto done;
-  }
-  if (cli_session_open(&s, "search", &eo, nt > 0)) goto done;
-  s.eval.progress = NULL;
-  char model_id[256];
-  if (cli_model_id("search", s.model, model_id, sizeof model_id)) goto done;
-  if (clipcl_index_check_model(ix, model_id) != CLIPCL_OK) {
-    fprintf(stderr, "clipcl search: %s: %s\n", index, clipcl_last_error());
-    goto done;
-  }
-  int E = clipcl_model_config(s.model)->embed_dim;
-  if (E != clipcl_index_dim(ix)) {
-    fprintf(stderr, "clipcl search: %s: %d-dim embeddings, the model makes %d\n", index, clipcl_index_dim(ix), E);
-    goto done;
-  }
-  qe = malloc((size_t)nq * E * sizeof *qe);
-  hits = malloc((size_t)nq * k * sizeof *hits);
-  texts = malloc((size_t)nq * sizeof *texts);
-  images = malloc((size_t)nq * sizeof *images);
-  float *te = malloc((size_t)nq * E * sizeof *te), *ie = malloc((size_t)nq * E * sizeof *ie);
-  int ni = 0;
-  nt = 0;
-  if (!qe || !hits || !texts || !images || !te || !ie) {
-    fprintf(stderr, "clipcl search: out of memory\n");
-    free(te), free(ie);
-    goto done;
-  }
-  for (int i = 0; i < nq; i++) {
-    if (q[i].text) texts[nt++] = q[i].text;
-    else images[ni++] = q[i].image;
-  }
-  clipcl_status st = clipcl_encode_texts(s.model, s.tok, texts, (size_t)nt, &s.eval, te);
-  size_t bad = 0;
-  if (!st && ni) {
-    s.eval.on_bad = NULL; /* an unreadable query image is an error, said below */
-    st = clipcl_encode_image_files(s.model, images, (size_t)ni, &s.eval, ie, NULL, &bad);
-  }
-  if (!st && bad) {
-    clipcl_image img;
-    for (int i = 0; i < ni; i++)
-      if (clipcl_image_load(images[i], &img) == CLIPCL_OK)
-        clipcl_image_free(&img);
-      else
-        break;
-    st = CLIPCL_ERR_FORMAT;
-  }
-  for (int i = 0, a = 0, b = 0; i < nq && !st; i++)
-    memcpy(qe + (size_t)i * E, q[i].text ? te + (size_t)a++ * E : ie + (size_t)b++ * E, (size_t)E * sizeof *qe);
-  free(te), free(ie);
-  if (st) {
-    cli_error("search");
-    goto done;
-  }
-  int n_hits = 0, used = 0;
-  if (clipcl_index_search_many(ix, s.model, model_id, qe, nq, (int)k, -1, 0, hits, &n_hits, &used) != CLIPCL_OK) {
-    cli_error("search");
-    goto done;
-  }
-  for (int i = 0; i < nq; i++) {
-    printf("%s%s \"%s\": %d of %zu images (scored on the %s)\n", i ? "\n" : "", q[i].text ? "text" : "image",
-           q[i].text ? q[i].text : q[i].image, n_hits, clipcl_index_count(ix), used ? "device" : "host");
-    for (int r = 0; r < n_hits; r++) {
-      const clipcl_search_hit *h = &hits[(size_t)i * k + r];
-      printf("%4d  %.4f  %s\n", r + 1, h->score, h->path);
-    }
-  }
-  if (html) {
-    char title[1024];
-    snprintf(title, sizeof title, "%s: %.900s", q[0].text ? "text" : "image", q[0].text ? q[0].text : q[0].image);
-    if (clipcl_search_write_html(html, title, hits, n_hits, NULL) != CLIPCL_OK) {
-      cli_error("search");
-      goto done;
-    }
-  }
-  rc = 0;
-done:
-  cli_session_close(&s);
-  clipcl_index_free(ix);
-  free(qe), free(hits), free(texts), free(images), free(q);
-  return rc;
-usage:
-  free(q);
-  return 2;
 }

@@ -19,8 +19,9 @@ static const struct {
     {"zeroshot", cmd_zeroshot, "zero-shot classification of a labelled image folder or CSV"},
     {"retrieval", cmd_retrieval, "image-text retrieval recall@k on a CSV of image-caption pairs"},
     {"probe", cmd_probe, "linear probe: logistic regression on frozen image features"},
-    {"index", cmd_index, "build or extend an image search index"},
+    {"index", cmd_index, "build or extend an image search index (folders, manifests, shards)"},
     {"search", cmd_search, "search an index with a text or an image"},
+    {"serve", cmd_serve, "serve indexes over HTTP (clip-retrieval's API and a search page)"},
 };
 
 static void usage(FILE *f) {

@@ -79,6 +79,15 @@ clipcl_status cc_csv_open(clipcl_dataset *ds, const char *path, const clipcl_dat
 clipcl_status cc_folder_open(clipcl_dataset *ds, const char *dir);
 clipcl_status cc_tar_open(clipcl_dataset *ds, const char *spec);
 
+/* Every record of a CSV/TSV file (header first, record 0) with all its
+ * fields, parsed as cc_csv_open parses manifests (quoting, BOM, line ends,
+ * blank lines skipped). nfields is -1 for a record with a field over
+ * CC_DATA_MAX_CAPTION bytes or a NUL byte in a field. Stops at the first
+ * status fn returns other than CLIPCL_OK and returns it. */
+typedef clipcl_status (*cc_csv_record_fn)(void *ctx, uint64_t record, uint64_t line, int nfields,
+                                          char *const *fields);
+clipcl_status cc_csv_each(const char *path, char sep, cc_csv_record_fn fn, void *ctx);
+
 /* Appends n bytes and a NUL to the arena; *off receives their offset. */
 clipcl_status cc_arena_put(clipcl_dataset *ds, const char *s, size_t n, uint64_t *off);
 /* Appends a row (copied). */
@@ -121,6 +130,7 @@ typedef struct {
   char image_ext[8];      /* "jpg", "png", ... */
   char *caption;          /* from txt, else json "caption"; NUL-terminated */
   size_t caption_len;
+  char *url;              /* the json member's "url" string, or NULL */
   char *bad;              /* reason the sample cannot be used, or NULL */
   clipcl_status bad_status;
 } cc_tar_sample;

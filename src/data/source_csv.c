@@ -390,3 +390,62 @@ done:
   free(rec.keep[1].v);
   return s;
 }
+
+/* ---- every column, for search index metadata ------------------------------ */
+clipcl_status cc_csv_each(const char *path, char sep, cc_csv_record_fn fn, void *ctx) {
+  if (sep == '"' || sep == '\n' || sep == '\r' || sep == 0)
+    return cc_fail(CLIPCL_ERR_ARG, "%s: the separator cannot be a quote, a line break or NUL", path);
+  reader *r = calloc(1, sizeof *r);
+  if (!r) return cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory", path);
+  r->path = path;
+  r->line = 1;
+  if (!(r->f = fopen(path, "rb"))) {
+    clipcl_status s = cc_fail(CLIPCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    free(r);
+    return s;
+  }
+  if (!(rd_get(r) == 0xef && rd_get(r) == 0xbb && rd_get(r) == 0xbf)) r->pos = 0;
+  record rec;
+  memset(&rec, 0, sizeof rec);
+  rec.want[0] = rec.want[1] = -1;
+  rec.header_mode = 1;
+  clipcl_status s = CLIPCL_OK;
+  char **fields = NULL;
+  int fcap = 0;
+  for (uint64_t no = 0;; no++) {
+    int got = read_record(r, sep, &rec);
+    if (got < 0) {
+      s = strstr(clipcl_last_error(), "out of memory") ? CLIPCL_ERR_NOMEM : CLIPCL_ERR_FORMAT;
+      break;
+    }
+    if (got == 0) {
+      if (ferror(r->f)) s = cc_fail(CLIPCL_ERR_IO, "%s: read error near line %llu", path, (unsigned long long)r->line);
+      break;
+    }
+    if (rec.nfields > fcap) {
+      char **f = realloc(fields, (size_t)rec.nfields * sizeof *f);
+      if (!f) {
+        s = cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory", path);
+        break;
+      }
+      fields = f;
+      fcap = rec.nfields;
+    }
+    /* fields are NUL-separated; a NUL inside a field shows up as extra pieces */
+    int k = 0, flawed = rec.too_big;
+    for (size_t i = 0, start = 0; i < rec.header.n; i++)
+      if (rec.header.v[i] == 0) {
+        if (k < rec.nfields) fields[k] = rec.header.v + start;
+        else flawed = 1;
+        k++;
+        start = i + 1;
+      }
+    if (k != rec.nfields) flawed = 1;
+    if ((s = fn(ctx, no, rec.start_line, flawed ? -1 : rec.nfields, fields)) != CLIPCL_OK) break;
+  }
+  fclose(r->f);
+  free(r);
+  free(rec.header.v);
+  free(fields);
+  return s;
+}

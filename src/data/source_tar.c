@@ -10,7 +10,8 @@
  * a repeated suffix starts a new one. Non-files, names whose base name starts
  * with a dot or has none, and top-level "__name__" entries are skipped. The image is the
  * first present of jpg, png, jpeg, webp (open_clip's rename order); the
- * caption is txt, else the json member's "caption" string. Unlike webdataset,
+ * caption is txt, else the json member's "caption" string (its "url" string
+ * is kept too, for search index metadata). Unlike webdataset,
  * a sample missing its image or caption is reported as bad instead of being
  * dropped silently, so a broken shard writer shows up in the counts.
  *
@@ -59,6 +60,7 @@ void cc_tar_sample_clear(cc_tar_sample *s) {
   free(s->key);
   free(s->image);
   free(s->caption);
+  free(s->url);
   free(s->bad);
   memset(s, 0, sizeof *s);
 }
@@ -177,28 +179,35 @@ static int finish_sample(cc_tar_reader *r) {
     return set_bad(s, CLIPCL_ERR_FORMAT, "no image member (.jpg, .jpeg or .png)");
   if (!s->bad && r->image_rank == WEBP_RANK)
     return set_bad(s, CLIPCL_ERR_UNSUPPORTED, "WebP images are not supported (only PNG and JPEG)");
-  if (!s->bad && !r->has_txt) {
-    if (!r->json) return set_bad(s, CLIPCL_ERR_FORMAT, "no caption member (.txt or .json)");
-    json_error_t je;
-    json_t *root = json_loadb(r->json, r->json_len, 0, &je);
-    if (!root) return set_bad(s, CLIPCL_ERR_FORMAT, "json member: %s (line %d)", je.text, je.line);
-    json_t *cap = json_is_object(root) ? json_object_get(root, "caption") : NULL;
-    if (!cap || !json_is_string(cap)) {
-      json_decref(root);
-      return set_bad(s, CLIPCL_ERR_FORMAT, "json member has no string \"caption\" and there is no .txt");
-    }
-    size_t n = json_string_length(cap);
-    s->caption = malloc(n + 1);
-    if (!s->caption) {
-      json_decref(root);
-      return -1;
-    }
-    memcpy(s->caption, json_string_value(cap), n);
-    s->caption[n] = 0;
-    s->caption_len = n;
-    json_decref(root);
+  if (!s->bad && !r->has_txt && !r->json) return set_bad(s, CLIPCL_ERR_FORMAT, "no caption member (.txt or .json)");
+  if (s->bad || !r->json) return 0;
+  json_error_t je;
+  json_t *root = json_loadb(r->json, r->json_len, 0, &je);
+  if (!root) {
+    /* only a problem when the caption has to come from it */
+    if (r->has_txt) return 0;
+    return set_bad(s, CLIPCL_ERR_FORMAT, "json member: %s (line %d)", je.text, je.line);
   }
-  return 0;
+  json_t *cap = json_is_object(root) ? json_object_get(root, "caption") : NULL;
+  json_t *url = json_is_object(root) ? json_object_get(root, "url") : NULL;
+  int ret = 0;
+  if (url && json_is_string(url) && !(s->url = strdup(json_string_value(url)))) ret = -1;
+  if (!ret && !r->has_txt) {
+    if (!cap || !json_is_string(cap)) {
+      ret = set_bad(s, CLIPCL_ERR_FORMAT, "json member has no string \"caption\" and there is no .txt");
+    } else {
+      size_t n = json_string_length(cap);
+      if (!(s->caption = malloc(n + 1))) {
+        ret = -1;
+      } else {
+        memcpy(s->caption, json_string_value(cap), n);
+        s->caption[n] = 0;
+        s->caption_len = n;
+      }
+    }
+  }
+  json_decref(root);
+  return ret;
 }
 
 /* Lower-cases an ASCII suffix into buf (cut to the buffer). */

@@ -4,8 +4,8 @@
  * images ranked against it); the retrieval run on a caption manifest (rows
  * grouped by image path); the data set fingerprint and the feature cache
  * built on it. Not here: the metrics and ranking themselves (zeroshot.c,
- * retrieval.c, probe.c), report files (zeroshot_report.c), device scoring of
- * search queries (search_device.c), printing (the CLI's job).
+ * retrieval.c, probe.c), report files (zeroshot_report.c), search (src/search/),
+ * printing (the CLI's job).
  */
 #define _DEFAULT_SOURCE /* strdup, realpath, st_mtim */
 #include <errno.h>
@@ -158,10 +158,12 @@ clipcl_status clipcl_encode_dataset(clipcl_model *m, clipcl_dataset *ds, const c
   return CLIPCL_OK;
 }
 
-clipcl_status clipcl_encode_image_files(clipcl_model *m, const char *const *paths, size_t n,
-                                        const clipcl_eval_options *opt, float *emb, uint8_t *ok, size_t *n_bad) {
+/* Files by path (paths) or any image sources (sources): one of the two. */
+static clipcl_status encode_images(clipcl_model *m, const char *const *paths, const clipcl_image_source *sources,
+                                   size_t n, const clipcl_eval_options *opt, float *emb, uint8_t *ok,
+                                   size_t *n_bad) {
   if (n_bad) *n_bad = 0;
-  if (!m || (n && (!paths || !emb))) return cc_fail(CLIPCL_ERR_ARG, "encode images: bad arguments");
+  if (!m || (n && ((!paths && !sources) || !emb))) return cc_fail(CLIPCL_ERR_ARG, "encode images: bad arguments");
   if (n == 0) return CLIPCL_OK;
   clipcl_eval_options o = opts_or_default(opt);
   const clipcl_config *c = clipcl_model_config(m);
@@ -178,11 +180,11 @@ clipcl_status clipcl_encode_image_files(clipcl_model *m, const char *const *path
   for (size_t i = 0; i < n && !st; i += (size_t)B) {
     int b = n - i < (size_t)B ? (int)(n - i) : B, nf = 0, ng = 0;
     for (int j = 0; j < b; j++) {
-      if (!paths[i + j]) {
-        st = cc_fail(CLIPCL_ERR_ARG, "encode images: path %zu is NULL", i + j);
+      src[j] = paths ? (clipcl_image_source){paths[i + j], NULL, 0, NULL} : sources[i + j];
+      if (!src[j].path && !src[j].data) {
+        st = cc_fail(CLIPCL_ERR_ARG, "encode images: image %zu has no path or data", i + j);
         break;
       }
-      src[j] = (clipcl_image_source){paths[i + j], NULL, 0, NULL};
     }
     if (st || (st = clipcl_image_batch(src, b, S, NULL, o.workers, px, ist, &nf))) break;
     for (int j = 0; j < b; j++) {
@@ -193,11 +195,14 @@ clipcl_status clipcl_encode_image_files(clipcl_model *m, const char *const *path
       }
       /* the batch keeps only the first message: load again for this one's */
       clipcl_image img;
-      if (clipcl_image_load(paths[i + j], &img) == CLIPCL_OK) clipcl_image_free(&img);
+      const char *name = src[j].path ? src[j].path : src[j].name ? src[j].name : "<memory>";
+      if ((src[j].path ? clipcl_image_load(src[j].path, &img)
+                       : clipcl_image_decode(src[j].data, src[j].len, name, &img)) == CLIPCL_OK)
+        clipcl_image_free(&img);
       const char *why = clipcl_last_error();
-      size_t pl = strlen(paths[i + j]);
-      if (!strncmp(why, paths[i + j], pl) && !strncmp(why + pl, ": ", 2)) why += pl + 2; /* named already */
-      report_bad(&o, paths[i + j], why, ist[j], (int64_t)(i + j));
+      size_t pl = strlen(name);
+      if (!strncmp(why, name, pl) && !strncmp(why + pl, ": ", 2)) why += pl + 2; /* named already */
+      report_bad(&o, name, why, ist[j], (int64_t)(i + j));
       memset(emb + (i + j) * (size_t)E, 0, (size_t)E * sizeof *emb);
       if (ok) ok[i + j] = 0;
       bad++;
@@ -213,6 +218,16 @@ clipcl_status clipcl_encode_image_files(clipcl_model *m, const char *const *path
   if (!st && n_bad) *n_bad = bad;
   if (!st) cc_clear_error();
   return st;
+}
+
+clipcl_status clipcl_encode_image_files(clipcl_model *m, const char *const *paths, size_t n,
+                                        const clipcl_eval_options *opt, float *emb, uint8_t *ok, size_t *n_bad) {
+  return encode_images(m, paths, NULL, n, opt, emb, ok, n_bad);
+}
+
+clipcl_status clipcl_encode_image_sources(clipcl_model *m, const clipcl_image_source *sources, size_t n,
+                                          const clipcl_eval_options *opt, float *emb, uint8_t *ok, size_t *n_bad) {
+  return encode_images(m, NULL, sources, n, opt, emb, ok, n_bad);
 }
 
 clipcl_status clipcl_encode_texts(clipcl_model *m, clipcl_tokenizer *tk, const char *const *texts, size_t n,

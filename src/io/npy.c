@@ -1,5 +1,6 @@
-/* npy.c: float32 .npy writer (numpy 1.24 byte layout, atomic, streamed) and
- * strictly validating reader (see npy.h). Not here: other dtypes, .npz. */
+/* npy.c: float32 and float16 .npy writer (numpy 1.24 byte layout, atomic,
+ * streamed) and strictly validating reader (see npy.h). Not here: other
+ * dtypes, .npz, the half-precision conversions (safetensors.c). */
 #include "io/npy.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "io/atomic.h"
+#include "io/safetensors.h" /* the half-precision conversions */
 #include "util/error.h"
 
 static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
@@ -28,10 +30,16 @@ static void to_le_f32(const float *src, unsigned char *dst, size_t n) {
   }
 }
 
+void cc_f16_row_to_f32(const void *le, float *f, size_t n) {
+  const unsigned char *b = le;
+  for (size_t i = 0; i < n; i++) f[i] = cc_f16_to_f32((uint16_t)(b[2 * i] | b[2 * i + 1] << 8));
+}
+
 /* ---- writer ------------------------------------------------------------- */
 struct cc_npy_writer {
   cc_atomic *a;
-  uint64_t total, written; /* in floats */
+  cc_npy_dtype dtype;
+  uint64_t total, written; /* in elements */
 };
 
 static clipcl_status check_shape(const char *path, int ndim, const size_t *shape, uint64_t *numel) {
@@ -52,13 +60,14 @@ static clipcl_status check_shape(const char *path, int ndim, const size_t *shape
 /* The header numpy 1.24 writes for this shape: the dict repr with keys in
  * sorted order, spare spaces so the first axis can grow to 21 digits in
  * place, then spaces and '\n' up to a multiple of 64 bytes in all. */
-static size_t make_header(unsigned char *out, size_t cap, int ndim, const size_t *shape) {
+static size_t make_header(unsigned char *out, size_t cap, int ndim, const size_t *shape, cc_npy_dtype dt) {
   char dict[160], dims[64];
   if (ndim == 1) snprintf(dims, sizeof dims, "(%zu,)", shape[0]);
   else if (ndim == 2) snprintf(dims, sizeof dims, "(%zu, %zu)", shape[0], shape[1]);
   else snprintf(dims, sizeof dims, "(%zu, %zu, %zu)", shape[0], shape[1], shape[2]);
   int d0 = snprintf(NULL, 0, "%zu", shape[0]);
-  int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }%*s", dims,
+  int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }%*s",
+                   dt == CC_NPY_F16 ? "<f2" : "<f4", dims,
                    d0 < 21 ? 21 - d0 : 0, "");
   size_t hlen = (size_t)n + 1, pad = 64 - (10 + hlen) % 64, total = 10 + hlen + pad;
   if (total > cap) return 0;
@@ -74,17 +83,24 @@ static size_t make_header(unsigned char *out, size_t cap, int ndim, const size_t
 }
 
 clipcl_status cc_npy_writer_open(const char *path, int ndim, const size_t *shape, cc_npy_writer **out) {
+  return cc_npy_writer_open_as(path, CC_NPY_F32, ndim, shape, out);
+}
+
+clipcl_status cc_npy_writer_open_as(const char *path, cc_npy_dtype dtype, int ndim, const size_t *shape,
+                                    cc_npy_writer **out) {
   if (!out) return cc_fail(CLIPCL_ERR_ARG, "cc_npy_writer_open: no output handle");
+  if (dtype != CC_NPY_F32 && dtype != CC_NPY_F16) return cc_fail(CLIPCL_ERR_ARG, "cc_npy_writer_open: bad dtype");
   *out = NULL;
   if (!path) return cc_fail(CLIPCL_ERR_ARG, "cc_npy_writer_open: no path");
   uint64_t numel = 0;
   CC_TRY(check_shape(path, ndim, shape, &numel));
   unsigned char hdr[256];
-  size_t hl = make_header(hdr, sizeof hdr, ndim, shape);
+  size_t hl = make_header(hdr, sizeof hdr, ndim, shape, dtype);
   if (!hl) return cc_fail(CLIPCL_ERR_ARG, "%s: header too long", path);
   cc_npy_writer *w = calloc(1, sizeof *w);
   if (!w) return cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory", path);
   w->total = numel;
+  w->dtype = dtype;
   clipcl_status s = cc_atomic_begin(path, &w->a);
   if (s == CLIPCL_OK) s = cc_atomic_write(w->a, hdr, hl);
   if (s != CLIPCL_OK) {
@@ -101,7 +117,19 @@ clipcl_status cc_npy_writer_put(cc_npy_writer *w, const float *data, size_t coun
     return cc_fail(CLIPCL_ERR_ARG, "%s: %llu floats written, %zu more exceed the declared %llu",
                    cc_atomic_path(w->a), (unsigned long long)w->written, count, (unsigned long long)w->total);
   if (count && !data) return cc_fail(CLIPCL_ERR_ARG, "%s: NULL data", cc_atomic_path(w->a));
-  if (host_is_le()) {
+  if (w->dtype == CC_NPY_F16) {
+    unsigned char buf[4096];
+    for (size_t i = 0; i < count;) {
+      size_t m = count - i < 2048 ? count - i : 2048;
+      for (size_t j = 0; j < m; j++) {
+        uint16_t h = cc_f32_to_f16(data[i + j]);
+        buf[2 * j] = (unsigned char)h;
+        buf[2 * j + 1] = (unsigned char)(h >> 8);
+      }
+      CC_TRY(cc_atomic_write(w->a, buf, m * 2));
+      i += m;
+    }
+  } else if (host_is_le()) {
     CC_TRY(cc_atomic_write(w->a, data, count * 4));
   } else {
     unsigned char buf[4096];
@@ -136,8 +164,13 @@ clipcl_status cc_npy_writer_commit(cc_npy_writer *w) {
 }
 
 clipcl_status cc_npy_write_f32(const char *path, const float *data, int ndim, const size_t *shape) {
+  return cc_npy_write_as(path, CC_NPY_F32, data, ndim, shape);
+}
+
+clipcl_status cc_npy_write_as(const char *path, cc_npy_dtype dtype, const float *data, int ndim,
+                              const size_t *shape) {
   cc_npy_writer *w;
-  CC_TRY(cc_npy_writer_open(path, ndim, shape, &w));
+  CC_TRY(cc_npy_writer_open_as(path, dtype, ndim, shape, &w));
   clipcl_status s = cc_npy_writer_put(w, data, (size_t)w->total);
   if (s != CLIPCL_OK) {
     cc_npy_writer_abort(w);
@@ -221,7 +254,8 @@ static clipcl_status parse_shape(cursor *c, uint64_t *dims, int *ndim) {
   return CLIPCL_OK;
 }
 
-static clipcl_status parse_dict(const char *path, const char *h, size_t len, int *ndim, uint64_t *dims) {
+static clipcl_status parse_dict(const char *path, const char *h, size_t len, unsigned accept, int *ndim,
+                                uint64_t *dims, cc_npy_dtype *dtype) {
   cursor c = {h, h + len, path};
   for (size_t i = 0; i < len; i++) {
     unsigned char ch = (unsigned char)h[i];
@@ -265,22 +299,28 @@ static clipcl_status parse_dict(const char *path, const char *h, size_t len, int
   skip_ws(&c);
   if (c.p != c.end) return bad(&c, "trailing characters after the dict");
   if (!have_descr || !have_fo || !have_shape) return bad(&c, "missing one of descr, fortran_order, shape");
-  if (strcmp(descr, "<f4") != 0)
-    return cc_fail(CLIPCL_ERR_UNSUPPORTED, "%s: .npy dtype '%s' (only '<f4' float32 is read)", path, descr);
+  if (strcmp(descr, "<f4") == 0 && (accept & CC_NPY_F32)) {
+    *dtype = CC_NPY_F32;
+  } else if (strcmp(descr, "<f2") == 0 && (accept & CC_NPY_F16)) {
+    *dtype = CC_NPY_F16;
+  } else {
+    return cc_fail(CLIPCL_ERR_UNSUPPORTED, "%s: .npy dtype '%s' (only %s is read)", path, descr,
+                   accept == CC_NPY_F32 ? "'<f4' float32" : "'<f4' float32 and '<f2' float16");
+  }
   if (fortran) return cc_fail(CLIPCL_ERR_UNSUPPORTED, "%s: .npy in Fortran order is not read", path);
   if (*ndim != 1 && *ndim != 2)
     return cc_fail(CLIPCL_ERR_UNSUPPORTED, "%s: .npy array is %d-D (only 1-D and 2-D are read)", path, *ndim);
   return CLIPCL_OK;
 }
 
-clipcl_status cc_npy_read_f32(const char *path, float **data, int *ndim, size_t shape[2]) {
-  if (!path || !data || !ndim || !shape) return cc_fail(CLIPCL_ERR_ARG, "cc_npy_read_f32: NULL argument");
-  *data = NULL;
+/* Opens path and validates its header against the file size; on success
+ * *fp is positioned at the data. */
+static clipcl_status open_npy(const char *path, unsigned accept, FILE **fpp, cc_npy_info *info) {
+  *fpp = NULL;
   FILE *fp = fopen(path, "rb");
   if (!fp) return cc_fail(CLIPCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   clipcl_status s = CLIPCL_OK;
   char *hdr = NULL;
-  float *out = NULL;
   struct stat st;
   if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
     s = cc_fail(CLIPCL_ERR_IO, "%s: not a regular file", path);
@@ -332,8 +372,9 @@ clipcl_status cc_npy_read_f32(const char *path, float **data, int *ndim, size_t 
   }
   uint64_t dims[8] = {0};
   int nd = 0;
-  if ((s = parse_dict(path, hdr, (size_t)hlen, &nd, dims)) != CLIPCL_OK) goto done;
-  uint64_t numel = dims[0];
+  cc_npy_dtype dt = CC_NPY_F32;
+  if ((s = parse_dict(path, hdr, (size_t)hlen, accept, &nd, dims, &dt)) != CLIPCL_OK) goto done;
+  uint64_t es = dt == CC_NPY_F16 ? 2 : 4, numel = dims[0];
   if (nd == 2) {
     if (dims[1] && numel > UINT64_MAX / 4 / dims[1]) {
       s = cc_fail(CLIPCL_ERR_FORMAT, "%s: .npy shape overflows", path);
@@ -342,40 +383,96 @@ clipcl_status cc_npy_read_f32(const char *path, float **data, int *ndim, size_t 
     numel *= dims[1];
   }
   uint64_t body = fsize - pos - hlen;
-  if (numel > UINT64_MAX / 4 || numel * 4 != body) {
+  if (numel > UINT64_MAX / 4 || numel * es != body) {
     s = cc_fail(CLIPCL_ERR_FORMAT, "%s: .npy shape needs %llu data bytes but the file holds %llu", path,
-                numel > UINT64_MAX / 4 ? 0ull : (unsigned long long)(numel * 4), (unsigned long long)body);
+                numel > UINT64_MAX / 4 ? 0ull : (unsigned long long)(numel * es), (unsigned long long)body);
     goto done;
   }
   if (numel > SIZE_MAX / 4 || dims[0] > SIZE_MAX || dims[1] > SIZE_MAX) {
     s = cc_fail(CLIPCL_ERR_UNSUPPORTED, "%s: array too large for this machine", path);
     goto done;
   }
-  if (numel) {
-    if (!(out = malloc((size_t)numel * 4))) {
-      s = cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory for %llu floats", path, (unsigned long long)numel);
-      goto done;
-    }
-    if (fread(out, 4, (size_t)numel, fp) != numel) {
-      s = cc_fail(CLIPCL_ERR_IO, "%s: read failed in the data (did the file shrink?)", path);
-      goto done;
-    }
+  info->dtype = dt;
+  info->ndim = nd;
+  info->shape[0] = (size_t)dims[0];
+  info->shape[1] = nd == 2 ? (size_t)dims[1] : 1;
+  info->data_offset = pos + hlen;
+done:
+  free(hdr);
+  if (s != CLIPCL_OK) {
+    fclose(fp);
+    return s;
+  }
+  *fpp = fp;
+  return CLIPCL_OK;
+}
+
+/* Reads numel elements of dtype from fp into out as float32. */
+static clipcl_status read_body(FILE *fp, const char *path, cc_npy_dtype dt, size_t numel, float *out) {
+  if (dt == CC_NPY_F32) {
+    if (fread(out, 4, numel, fp) != numel)
+      return cc_fail(CLIPCL_ERR_IO, "%s: read failed in the data (did the file shrink?)", path);
     if (!host_is_le()) {
       unsigned char *b = (unsigned char *)out;
-      for (size_t i = 0; i < (size_t)numel; i++, b += 4) {
+      for (size_t i = 0; i < numel; i++, b += 4) {
         uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
         memcpy(b, &u, 4);
       }
     }
+    return CLIPCL_OK;
+  }
+  unsigned char buf[8192];
+  for (size_t i = 0; i < numel;) {
+    size_t m = numel - i < sizeof buf / 2 ? numel - i : sizeof buf / 2;
+    if (fread(buf, 2, m, fp) != m)
+      return cc_fail(CLIPCL_ERR_IO, "%s: read failed in the data (did the file shrink?)", path);
+    cc_f16_row_to_f32(buf, out + i, m);
+    i += m;
+  }
+  return CLIPCL_OK;
+}
+
+static clipcl_status read_whole(const char *path, unsigned accept, float **data, cc_npy_info *info) {
+  *data = NULL;
+  FILE *fp;
+  CC_TRY(open_npy(path, accept, &fp, info));
+  size_t numel = info->shape[0] * info->shape[1];
+  float *out = NULL;
+  clipcl_status s = CLIPCL_OK;
+  if (numel) {
+    if (!(out = malloc(numel * 4)))
+      s = cc_fail(CLIPCL_ERR_NOMEM, "%s: out of memory for %zu floats", path, numel);
+    else
+      s = read_body(fp, path, info->dtype, numel, out);
+  }
+  fclose(fp);
+  if (s != CLIPCL_OK) {
+    free(out);
+    return s;
   }
   *data = out;
-  out = NULL;
-  *ndim = nd;
-  shape[0] = (size_t)dims[0];
-  shape[1] = nd == 2 ? (size_t)dims[1] : 1;
-done:
-  free(out);
-  free(hdr);
+  return CLIPCL_OK;
+}
+
+clipcl_status cc_npy_read_f32(const char *path, float **data, int *ndim, size_t shape[2]) {
+  if (!path || !data || !ndim || !shape) return cc_fail(CLIPCL_ERR_ARG, "cc_npy_read_f32: NULL argument");
+  cc_npy_info info;
+  CC_TRY(read_whole(path, CC_NPY_F32, data, &info));
+  *ndim = info.ndim;
+  shape[0] = info.shape[0];
+  shape[1] = info.shape[1];
+  return CLIPCL_OK;
+}
+
+clipcl_status cc_npy_read_float(const char *path, float **data, cc_npy_info *info) {
+  if (!path || !data || !info) return cc_fail(CLIPCL_ERR_ARG, "cc_npy_read_float: NULL argument");
+  return read_whole(path, CC_NPY_F32 | CC_NPY_F16, data, info);
+}
+
+clipcl_status cc_npy_probe(const char *path, cc_npy_info *info) {
+  if (!path || !info) return cc_fail(CLIPCL_ERR_ARG, "cc_npy_probe: NULL argument");
+  FILE *fp;
+  CC_TRY(open_npy(path, CC_NPY_F32 | CC_NPY_F16, &fp, info));
   fclose(fp);
-  return s;
+  return CLIPCL_OK;
 }

@@ -88,6 +88,8 @@ clipcl_status clipcl_index_search_many(const clipcl_index *ix, clipcl_model *m, 
   if ((size_t)nq > SIZE_MAX / sizeof(float) / (size_t)dim / (size_t)k)
     return cc_fail(CLIPCL_ERR_ARG, "index search: sizes overflow");
   int kk = (size_t)k < count ? k : (int)count;
+  if (!clipcl_index_embeddings(ix))
+    return cc_fail(CLIPCL_ERR_ARG, "index search: exact search needs the embeddings in memory (clipcl_index_load)");
   if (where == -1) {
     const char *env = getenv("CLIPCL_SEARCH");
     if (env && !strcmp(env, "host")) {
