@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fuzz.h"
@@ -98,28 +99,43 @@ static void start_server(void) {
  * patient is 0 (an incomplete raw request: the server rightly waits for the
  * rest until its own time-out), else -1 (a hang). */
 static long exchange(const char *req, size_t n, char *ans, size_t cap, int first_ms, int patient) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) abort();
-  struct timeval tv = {5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
-    perror("fuzz_http: connect");
-    abort(); /* the server is gone */
+  /* libFuzzer's timer (SIGALRM) interrupts system calls: each is retried */
+  int fd = -1;
+  for (;;) {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) abort();
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) break;
+    if (errno != EINTR) {
+      perror("fuzz_http: connect");
+      abort(); /* the server is gone */
+    }
+    close(fd); /* interrupted: start again on a fresh socket */
   }
   size_t off = 0;
   while (off < n) {
     ssize_t w = send(fd, req + off, n - off, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
     if (w <= 0) break; /* the server may close early (a refused body) */
     off += (size_t)w;
   }
   shutdown(fd, SHUT_WR);
   struct pollfd pf = {fd, POLLIN, 0};
-  if (poll(&pf, 1, first_ms) == 0) {
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int pr, left = first_ms;
+  while ((pr = poll(&pf, 1, left)) < 0 && errno == EINTR) {
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    left = first_ms - (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+    if (left < 0) left = 0;
+  }
+  if (pr == 0) {
     close(fd);
     ans[0] = 0;
     return patient ? -1 : 0;
@@ -130,6 +146,7 @@ static long exchange(const char *req, size_t n, char *ans, size_t cap, int first
   for (;;) {
     char buf[4096];
     ssize_t r = recv(fd, buf, sizeof buf, 0);
+    if (r < 0 && errno == EINTR) continue;
     if (r == 0) break;
     if (r < 0) {
       int timed_out = errno == EAGAIN || errno == EWOULDBLOCK;
