@@ -9,11 +9,13 @@
 #   bench/race.sh [--quick] [--threads N] [--seconds S] [--out FILE]
 #     --quick    ViT-B-32 encoders at batch 32 only, no training
 # Under scripts/as-cpu (kernels compiled for an AVX2 class on an AVX-512 host)
-# the peers are held to AVX2 as far as they allow it: OpenBLAS through
+# the peers are held to AVX2: their CPUID instructions answer without
+# AVX-512/AMX (scripts/as-cpu, where the kernel offers CPUID faulting), which
+# is what ONNX Runtime's MLAS dispatches on; besides, OpenBLAS through
 # OPENBLAS_CORETYPE=Haswell, PyTorch's own kernels through
 # ATEN_CPU_CAPABILITY=avx2, oneDNN (PyTorch, OpenVINO) through
-# ONEDNN_MAX_CPU_ISA=AVX2; ONNX Runtime's MLAS has no such switch (its figure
-# is then an upper bound for an AVX2 machine).
+# ONEDNN_MAX_CPU_ISA=AVX2. Without CPUID faulting ONNX Runtime cannot be held
+# to AVX2 (its figure is then an upper bound for an AVX2 machine).
 # Needs: build/ (bench_model), tests/tools/setup_pyref.sh's PYREF (default
 # /opt/pyref/site), and a venv with onnxruntime + openvino (PEERS_VENV,
 # default /opt/peers; made here when missing: python3 -m venv
@@ -46,8 +48,9 @@ res=${out:-$tmp/race.jsonl}
 : > "$res"
 
 # the peers' environment: open_clip at its best (REFERENCE.md), same threads
-peer_env=(env -u OPENBLAS_L2_SIZE -u LD_PRELOAD)
-[ -n "${CLIPCL_AS_CPU:-}" ] || peer_env+=(-u OPENBLAS_CORETYPE)
+peer_env=(env -u OPENBLAS_L2_SIZE)
+# under as-cpu the peers keep its preload (the CPUID answers without AVX-512)
+[ -n "${CLIPCL_AS_CPU:-}" ] || peer_env+=(-u OPENBLAS_CORETYPE -u LD_PRELOAD)
 peer_env+=(OMP_NUM_THREADS="$threads" OMP_WAIT_POLICY=PASSIVE MALLOC_MMAP_MAX_=0
   MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_PAD_=1073741824 PYTHONPATH="$pyref")
 if [ -n "${CLIPCL_AS_CPU:-}" ]; then
@@ -60,7 +63,7 @@ ncpu=$(nproc)
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 dev=$("$B/clipcl" devices | sed -n 1p)
-echo "# $(date -u +%F) cpu: $cpu; clipcl device: $dev${CLIPCL_AS_CPU:+ (as-cpu $CLIPCL_AS_CPU)}; threads $threads" >&2
+echo "# $(date -u +%F) cpu: $cpu; clipcl device: $dev${CLIPCL_AS_CPU:+ (as-cpu $CLIPCL_AS_CPU, CPUID masked: ${CLIPCL_AS_CPU_CPUID:-0})}; threads $threads" >&2
 "$B/clipcl" info ViT-B-32 --json > "$tmp/vitb32.json"
 "$B/clipcl" info clipcl-tiny --json > "$tmp/tiny.json"
 
