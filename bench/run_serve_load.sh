@@ -27,7 +27,7 @@ for _ in $(seq 1 600); do
 done
 [ -n "$port" ] || { cat "$work/serve.err"; exit 1; }
 "$PY" bench/serve_load.py --url "http://127.0.0.1:$port" --index fashion --clients 8 --queries 1000 \
-  --malformed 200 --images "$work/fm/train/sneaker" --root "$work/fm/test" --max-rss-growth 16 \
+  --malformed 200 --images "$work/fm/train/sneaker" --root "$work/fm/test" --max-rss-growth 16 --rounds 5 \
   --json "$work/serve_load.json"
 CHROME=$(command -v chromium || command -v chromium-browser || true)
 if [ -n "$CHROME" ]; then
@@ -39,4 +39,7 @@ if [ -n "$CHROME" ]; then
   ls -l docs/search_page.png
 fi
 kill -TERM $pid
-wait $pid
+st=0
+wait $pid || st=$?
+trap - EXIT
+[ $st -eq 0 ] || { echo "clipcl serve exited with status $st after SIGTERM" >&2; tail -3 "$work/serve.err" >&2; exit 1; }

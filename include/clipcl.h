@@ -867,11 +867,13 @@ clipcl_status clipcl_index_search(const clipcl_index *ix, const char *model_id, 
 
 /* -- approximate search (ann.c, faiss_shim.cpp) --
  * FAISS indexes over the image and the caption embeddings, inner product
- * (= cosine on these unit rows), chosen by size as autofaiss does: "Flat"
- * (exact) below 10,000 rows, "HNSW32" while the vectors and the graph fit
- * the memory budget, then "IVF{c},PQ{m}x8" with c = 2^round(log2(4 sqrt n))
- * clusters (16,384 from 1M rows, 65,536 from 10M) and m = dim/8 bytes per
- * row. Any FAISS factory string can be given instead. */
+ * (= cosine on these unit rows), chosen by size: "Flat" (exact) below
+ * 10,000 rows, "IVF{c},Flat" while the vectors fit the memory budget (c =
+ * 2^round(log2(4 sqrt n)), at most n/39: 4,096 for 1M rows), then
+ * "IVF{c},PQ{m}x8" (c 16,384 from 1M rows, 65,536 from 10M; m = dim/8 bytes
+ * per row). autofaiss would take HNSW32 in the middle range; on a million
+ * rows with near-duplicates its recall was far lower (bench/RESULTS.md).
+ * Any FAISS factory string can be given instead. */
 /* 1 when this build has FAISS. */
 int clipcl_faiss_available(void);
 /* The automatic choice for n rows of dim into out[cap]; memory_budget 0:

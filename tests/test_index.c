@@ -142,7 +142,9 @@ static void paths_and_helpers(void) {
     size_t n, budget;
     const char *want;
   } ch[] = {{5000, 0, "Flat"},
-            {200000, (size_t)16 << 30, "HNSW32"},
+            {10000, (size_t)16 << 30, "IVF256,Flat"},
+            {200000, (size_t)16 << 30, "IVF2048,Flat"},
+            {1000000, (size_t)16 << 30, "IVF4096,Flat"},
             {200000, (size_t)100 << 20, "IVF2048,PQ64x8"},
             {1000000, (size_t)1 << 30, "IVF16384,PQ64x8"},
             {50000000, (size_t)16 << 30, "IVF65536,PQ64x8"}};
@@ -151,7 +153,7 @@ static void paths_and_helpers(void) {
     TH_OK(clipcl_ann_choose(ch[i].n, 512, ch[i].budget ? ch[i].budget : (size_t)16 << 30, f, sizeof f));
     if (strcmp(f, ch[i].want)) ok = 0, fprintf(stderr, "choose %zu: %s, want %s\n", ch[i].n, f, ch[i].want);
   }
-  th_assert("clipcl_ann_choose follows autofaiss's rule", ok, NULL);
+  th_assert("clipcl_ann_choose: exact, IVF with flat lists while they fit, then IVF-PQ", ok, NULL);
 }
 
 static void check_index(const char *dir) {

@@ -1,5 +1,6 @@
 /* ann.c: approximate search over an index: which FAISS index type for how
- * many rows (autofaiss's rule), building it from the stored rows (training
+ * many rows (exact, IVF with flat lists while the vectors fit, IVF-PQ beyond),
+ * building it from the stored rows (training
  * sample, then every row in blocks), and answering queries through it or
  * exactly. Not here: the FAISS calls (faiss_shim.cpp), where the FAISS files
  * live and how they follow appends (index.c).
@@ -46,15 +47,27 @@ static int ivf_clusters(size_t n) {
   return c < 16 ? 16 : c;
 }
 
+/* For flat lists: 2^round(log2(4 sqrt n)), but no more than n/39 (FAISS's
+ * k-means wants 39 training rows a centroid) and at least 16. */
+static int ivf_flat_clusters(size_t n) {
+  int c = 1 << (int)lround(log2(4.0 * sqrt((double)n)));
+  while (c > 16 && (size_t)c * 39 > n) c /= 2;
+  return c < 16 ? 16 : c;
+}
+
 clipcl_status clipcl_ann_choose(size_t n, int dim, size_t memory_budget, char *out, size_t cap) {
   if (!out || cap < 32 || dim < 1) return cc_fail(CLIPCL_ERR_ARG, "ann choose: bad arguments");
   if (!memory_budget) memory_budget = default_budget();
-  /* HNSW32: the float vectors, 2 x 32 links of level 0 and a little above */
-  double hnsw = (double)n * ((double)dim * 4 + 2 * 32 * 4 * 1.1 + 16);
+  /* IVF with flat lists: the float vectors and their ids. Not HNSW32, which
+   * autofaiss picks at this size: on a million CLIP-like rows with many
+   * near-duplicates (real image collections have them) its recall@10 was
+   * 0.56-0.66 at efSearch 16-128 where IVF4096,Flat reached 0.999 at
+   * nprobe 8 (bench/RESULTS.md) */
+  double flat = (double)n * ((double)dim * 4 + 8) * 1.05;
   if (n < ANN_EXACT_BELOW) {
     snprintf(out, cap, "Flat");
-  } else if (hnsw <= (double)memory_budget) {
-    snprintf(out, cap, "HNSW32");
+  } else if (flat <= (double)memory_budget) {
+    snprintf(out, cap, "IVF%d,Flat", ivf_flat_clusters(n));
   } else {
     int m = dim / 8 > 0 ? dim / 8 : 1;
     while (m > 1 && dim % m) m--;
