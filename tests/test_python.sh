@@ -20,7 +20,7 @@ rm -rf "$T/python/build" "$T/python"/*.egg-info
 CLIPCL_SOURCE_DIR=$SRC CLIPCL_BUILD_DIR=$BUILD "$T/v/bin/pip" install -q --no-build-isolation --no-index --no-deps \
   "$T/python" >"$T/pip.log" 2>&1 || { cat "$T/pip.log"; echo "FAIL: pip install"; exit 1; }
 echo "ok   pip install of python/ into a venv"
-if ldd "$BUILD/libclipcl.so" | grep -q libasan; then
+if ldd "$BUILD/libclipcl.so" | grep libasan > /dev/null; then  # (not -q: with pipefail an early exit would SIGPIPE ldd)
   export LD_PRELOAD=$(cc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0
 fi
 cd "$T"
