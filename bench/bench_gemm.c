@@ -9,7 +9,8 @@
  * halve it, so the program re-executes itself with both unset (pass
  * --keep-env to measure with the environment as it is). Under scripts/as-cpu
  * (AVX2 kernels on an AVX-512 host) the peer gets OPENBLAS_CORETYPE=Haswell.
- *   bench_gemm [--batch B] [--quick] [--keep-env] [--shape NAME]
+ *   bench_gemm [--batch B] [--quick] [--keep-env] [--shape NAME] [--mnk M,N,K[,NN|NT|TN|TT]]
+ * --mnk measures one shape of your own instead of the table ("custom").
  */
 #include <cblas.h>
 #include <math.h>
@@ -55,13 +56,23 @@ static int cmpd(const void *a, const void *b) { return (int)cmp_dbl(a, b); }
 int main(int argc, char **argv) {
   int B = 32, quick = 0, keep = 0;
   const char *only = NULL;
+  shape custom = {"custom", 0, 0, 0, 0, 0, 1};
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--quick")) quick = 1;
     else if (!strcmp(argv[i], "--keep-env")) keep = 1;
     else if (!strcmp(argv[i], "--shape") && i + 1 < argc) only = argv[++i];
-    else {
-      fprintf(stderr, "usage: bench_gemm [--batch B] [--quick] [--keep-env] [--shape NAME]\n");
+    else if (!strcmp(argv[i], "--mnk") && i + 1 < argc) {
+      char t[3] = "NN";
+      int n = sscanf(argv[++i], "%d,%d,%d,%2[NT]", &custom.M, &custom.N, &custom.K, t);
+      if (n < 3 || custom.M < 1 || custom.N < 1 || custom.K < 1) {
+        fprintf(stderr, "bench_gemm: --mnk %s: expected M,N,K or M,N,K,NT (positive sizes)\n", argv[i]);
+        return 2;
+      }
+      custom.tA = t[0] == 'T', custom.tB = t[1] == 'T';
+      only = "custom";
+    } else {
+      fprintf(stderr, "usage: bench_gemm [--batch B] [--quick] [--keep-env] [--shape NAME] [--mnk M,N,K[,NT]]\n");
       return 2;
     }
   }
@@ -90,6 +101,7 @@ int main(int argc, char **argv) {
       {"vitb32_attn_qk", 0, 1, T, T, D, B * H},
       {"vitb32_attn_pv", 0, 0, T, D, T, B * H},
       {"vitb32_b1_fc_fwd", 0, 1, T, 3072, 768, 1},
+      custom,
   };
   clipcl_device *rt;
   if (clipcl_device_open(NULL, &rt) != CLIPCL_OK) die("opening device");
@@ -97,7 +109,7 @@ int main(int argc, char **argv) {
           cc_gemm_backend(rt), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)");
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
     shape *sh = &shapes[s];
-    if (only && strcmp(only, sh->name)) continue;
+    if (!sh->M || (only && strcmp(only, sh->name))) continue;
     size_t na = (size_t)sh->M * sh->K, nb = (size_t)sh->K * sh->N, nc = (size_t)sh->M * sh->N;
     int bt = sh->batch;
     float *A = rnd(na * bt), *Bm = rnd(nb * bt), *C = rnd(nc * bt), *Cd = malloc(nc * bt * sizeof(float));

@@ -19,6 +19,7 @@
  *   AT  layout of op(A): 0 A (M,K) in place, 1 A (K,M) in place, 2 packed
  *       by pack_a / pack_at; see TILE below
  *   KI  k block inside gemm_tile's work-item (0: none), see there
+ *   PF  1: gemm_tile prefetches the next column panel of B (see PF_STEP)
  * Layout letters: M,N,K GEMM sizes, z batch index. Row-major throughout.
  */
 
@@ -146,6 +147,7 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_at(
       }                                                                            \
       bk_ += KU * (BRS);                                                           \
       ADV(KU);                                                                     \
+      PF_STEP();                                                                   \
     }                                                                              \
     for (; k_ < (KLEN); k_++) {                                                    \
       floatv bv[NV];                                                               \
@@ -158,6 +160,22 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_at(
       ADV(1);                                                                      \
     }                                                                              \
   } while (0)
+
+#ifndef PF
+#define PF 0
+#endif
+/* PF_STEP: once per unrolled k step, gemm_tile prefetches into L2 the same
+ * row of the next column panel (pf_off elements on from the row being
+ * read), so the next work-item finds its B panel there rather than in L3 or
+ * DRAM. One offset register and no branch: a counter or a branch here made
+ * LLVM spill the accumulators. */
+#if PF && KI == 0
+#define PF_STEP()                                                                  \
+  _Pragma("unroll") for (int v = 0; v < (NR + 15) / 16; v++)                       \
+    __builtin_prefetch((const void *)(uintptr_t)(bk_ + pf_off + 16 * v), 0, 2)
+#else
+#define PF_STEP()
+#endif
 
 /* acc = op(A) tile (rows from A0) x B panel, in the layout AT selects; B rows
  * BRS apart. */
@@ -319,6 +337,9 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile(
     }
   }
 #else
+#if PF
+  ulong pf_off = tn + 1 < ntiles ? b_ts : 0; /* see PF_STEP */
+#endif
   for (int tm = tm0; tm < tm_end; tm++) {
     int i0 = tm * MR;
     int imax = a_clamp ? min(MR - 1, M - 1 - i0) : MR - 1;
@@ -544,6 +565,8 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_bt(
 #ifndef KCL
 #define KCL 512
 #endif
+#undef PF_STEP
+#define PF_STEP() /* gemm_tile_packed: its panel is a cache-resident copy */
 
 /* Like gemm_tile, for a B that cannot be read in place (transposed, stored
  * (N,K), or the last partial column panel): each work-item first copies its

@@ -268,8 +268,8 @@ static void tile_independence(cc_rt *rt) {
   th_fill(A, (size_t)M * K, -1, 1);
   th_fill(B, (size_t)N * K, -1, 1);
   cc_view dA = th_dev(rt, A, (size_t)M * K), dB = th_dev(rt, B, (size_t)N * K), dC = th_dev_zero(rt, (size_t)M * N);
-  const cc_gemm_params ps[] = {{6, 3, 4, 16, 0, 0, 0, 0}, {12, 2, 1, 8, 1, 0, 0, 0}, {4, 1, 8, 2, 0, 0, 0, 0},
-                                {6, 2, 4, 4, 0, 0, 48, 0}, {5, 2, 2, 3, 1, 0, 7, 0}};
+  const cc_gemm_params ps[] = {{6, 3, 4, 16, 0, 0, 0, 0, 1}, {12, 2, 1, 8, 1, 0, 0, 0, 0}, {4, 1, 8, 2, 0, 0, 0, 0, 1},
+                                {6, 2, 4, 4, 0, 0, 48, 0, 0}, {5, 2, 2, 3, 1, 0, 7, 0, 1}};
   for (int tb = 0; tb < 2; tb++) {
     for (int i = 0; i < 5; i++) {
       TH_OK(cc_gemm_set_params(rt, &ps[i]));
@@ -301,15 +301,17 @@ int main(int argc, char **argv) {
               cc_gemm_backend(rt));
     if (b == 0) {
       /* several tile shapes, so both full tiles and edges of each run */
-      const cc_gemm_params ps[] = {{12, 2, 4, 8, 1, 0, 0, 0}, {4, 1, 1, 1, 0, 0, 0, 0}, {6, 3, 2, 3, 1, 64, 0, 0},
-                                   {16, 1, 8, 2, 0, 7, 0, 0}, {5, 2, 3, 4, 0, 0, 0, 0}, {6, 3, 4, 16, 0, 0, 0, 0},
-                                   {6, 2, 4, 5, 0, 0, 40, 0}, {4, 3, 4, 32, 1, 0, 128, 0}};
+      /* PF (prefetch of the next B panel) on in some, off in others */
+      const cc_gemm_params ps[] = {{12, 2, 4, 8, 1, 0, 0, 0, 1},  {4, 1, 1, 1, 0, 0, 0, 0, 1},
+                                   {6, 3, 2, 3, 1, 64, 0, 0, 0},  {16, 1, 8, 2, 0, 7, 0, 0, 1},
+                                   {5, 2, 3, 4, 0, 0, 0, 0, 1},   {6, 3, 4, 16, 0, 0, 0, 0, 0},
+                                   {6, 2, 4, 5, 0, 0, 40, 0, 1},  {4, 3, 4, 32, 1, 0, 128, 0, 0}};
       for (int i = 0; i < 8; i++) {
         if (cpu_only && i != 0 && i != 4 && i != 6) continue;
         TH_OK(cc_gemm_set_params(rt, &ps[i]));
         char tag[64];
-        snprintf(tag, sizeof tag, "cpu MR%d NV%d KU%d MB%d PA%d KC%d KI%d", ps[i].MR, ps[i].NV, ps[i].KU,
-                 ps[i].MB, ps[i].PA, ps[i].KC, ps[i].KI);
+        snprintf(tag, sizeof tag, "cpu MR%d NV%d KU%d MB%d PA%d KC%d KI%d PF%d", ps[i].MR, ps[i].NV, ps[i].KU,
+                 ps[i].MB, ps[i].PA, ps[i].KC, ps[i].KI, ps[i].PF);
         gemm_suite(rt, tag, i == 0);
         epilogue_suite(rt, tag);
       }

@@ -102,8 +102,8 @@ int main(void) {
   char *text = slurp(path);
   th_assert("tune file written", text != NULL, "%s", path);
   char row[512];
-  snprintf(row, sizeof row, "%s\t%s\tVW=%d MR=%d NV=%d KU=%d MB=%d PA=%d KC=%d KI=%d\t", in.name, in.driver,
-           in.vector_width, p1.MR, p1.NV, p1.KU, p1.MB, p1.PA, p1.KC, p1.KI);
+  snprintf(row, sizeof row, "%s\t%s\tVW=%d MR=%d NV=%d KU=%d MB=%d PA=%d KC=%d KI=%d PF=%d\t", in.name,
+           in.driver, in.vector_width, p1.MR, p1.NV, p1.KU, p1.MB, p1.PA, p1.KC, p1.KI, p1.PF);
   th_assert("row for this device and width", text && strstr(text, row), "no '%s' in:\n%s", row, text ? text : "");
   th_assert("other device's row kept", text && strstr(text, "some other device\tdriver 9\tVW=8 MR=3"), "%s",
             text ? text : "");

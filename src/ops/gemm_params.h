@@ -16,9 +16,10 @@ typedef struct {
   int KC; /* k block: the product is accumulated in K slices of KC (0: one slice) */
   int KI; /* k block inside a work-item, B panel slice kept in L1 (0: none; MB <= 32 then) */
   int VW; /* vector width the row was tuned for (tune file rows; 0: unset) */
+  int PF; /* 1: gemm_tile prefetches the next column panel of B into L2 */
 } cc_gemm_params;
 
-/* "MR=6 NV=3 KU=4 MB=16 PA=0 KC=0" (any subset, any order, VW=n too); 0 on
+/* "MR=6 NV=3 KU=4 MB=16 PA=0 KC=0 PF=1" (any subset, any order, VW=n too); 0 on
  * success. */
 int cc_gemm_params_parse(const char *s, cc_gemm_params *p);
 /* Where `clipcl tune` stores results: CLIPCL_TUNE_FILE, else the cache dir. */

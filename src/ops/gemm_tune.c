@@ -59,7 +59,8 @@ int cc_gemm_tune_lookup(const clipcl_device_info *in, cc_gemm_params *p, cc_gemm
 }
 
 static void row_text(char *out, size_t n, const cc_gemm_params *p) {
-  snprintf(out, n, "MR=%d NV=%d KU=%d MB=%d PA=%d KC=%d KI=%d", p->MR, p->NV, p->KU, p->MB, p->PA, p->KC, p->KI);
+  snprintf(out, n, "MR=%d NV=%d KU=%d MB=%d PA=%d KC=%d KI=%d PF=%d", p->MR, p->NV, p->KU, p->MB, p->PA, p->KC,
+           p->KI, p->PF);
 }
 
 clipcl_status cc_gemm_tune_save(const clipcl_device_info *in, const cc_gemm_params *p, const cc_gemm_params *pt) {
@@ -271,6 +272,11 @@ static void search(search_ctx *c, cc_tune_level level, cc_gemm_params *best) {
   for (int i = 0; i < 2; i++) {
     cc_gemm_params q = *best;
     q.PA = i;
+    consider(c, &q, best, &best_s);
+  }
+  for (int i = 0; i < 2; i++) { /* prefetch of the next B panel: a kernel build each */
+    cc_gemm_params q = *best;
+    q.PF = i;
     consider(c, &q, best, &best_s);
   }
   if (level == CC_TUNE_FULL)
