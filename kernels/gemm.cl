@@ -164,15 +164,19 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_at(
 #ifndef PF
 #define PF 0
 #endif
-/* PF_STEP: once per unrolled k step, gemm_tile prefetches into L2 the same
- * row of the next column panel (pf_off elements on from the row being
- * read), so the next work-item finds its B panel there rather than in L3 or
- * DRAM. One offset register and no branch: a counter or a branch here made
- * LLVM spill the accumulators. */
+/* PF_STEP: once per unrolled k step, gemm_tile prefetches one cache line of
+ * the next column panel into L2 (pf_, walking 16 floats a step), so the
+ * next work-item finds its B panel there rather than in L3 or DRAM, where
+ * its first row tile would wait on each line. Row tile t of a work-item
+ * starts t * (K / KU) lines in, so the tiles together cover a packed
+ * panel (K * NR floats) once when MB >= NR * KU / 16. No branch and no
+ * counter: with either, LLVM spilled the accumulators. */
 #if PF && KI == 0
 #define PF_STEP()                                                                  \
-  _Pragma("unroll") for (int v = 0; v < (NR + 15) / 16; v++)                       \
-    __builtin_prefetch((const void *)(uintptr_t)(bk_ + pf_off + 16 * v), 0, 2)
+  do {                                                                             \
+    __builtin_prefetch((const void *)(uintptr_t)pf_, 0, 2);                        \
+    pf_ += 16;                                                                     \
+  } while (0)
 #else
 #define PF_STEP()
 #endif
@@ -338,13 +342,17 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile(
   }
 #else
 #if PF
-  ulong pf_off = tn + 1 < ntiles ? b_ts : 0; /* see PF_STEP */
+  /* see PF_STEP: the next panel of this work-item's successor */
+  __global const float *pf_next = B + b_off + (ulong)z * sB + (ulong)(tn + 1 < ntiles ? tn + 1 : 0) * b_ts;
 #endif
   for (int tm = tm0; tm < tm_end; tm++) {
     int i0 = tm * MR;
     int imax = a_clamp ? min(MR - 1, M - 1 - i0) : MR - 1;
     __global const float *a = A + a_off + (ulong)z * sA + (ulong)tm * a_ts;
     int edge = a_clamp && i0 + MR > M; /* AT: rows past M would read past A */
+#if PF
+    __global const float *pf_ = pf_next + (ulong)(tm - tm0) * (K / KU) * 16;
+#endif
     TILE_ZERO();
     TILE(a, imax, edge, b, b_rs, K); /* a constant b_rs for packed panels measured no faster */
     store_tile(acc, C + c_off + (ulong)z * sC, ldc, i0, j0, M, N, alpha, beta, bias + bias_off, has_bias, e);

@@ -46,17 +46,17 @@ typedef struct {
 /* Built-in parameters by the device's vector width (kernels/prelude.cl):
  * tiles whose MR*NV accumulators + NV B vectors + 1 broadcast fit the
  * register file (32 zmm with AVX-512, 16 ymm with AVX2, 16 xmm with SSE).
- * PF (software prefetch of the next B panel) is on for AVX-512, where the
- * 48-column panel is 147 KB at K = 768 and the first of its 16 row tiles
- * otherwise waits on L3 (GEMM 0.82-0.89x OpenBLAS without it, 0.93-1.0x
- * with, same run); with AVX2's 16-column panels it measured no better. */
+ * PF (software prefetch of the next B panel, kernels/gemm.cl PF_STEP) is
+ * on: without it the first row tile of each work-item waits on L3/DRAM for
+ * its panel (ViT-B/32 shapes 0.84-0.93x OpenBLAS without, 0.95-1.05x with
+ * on AVX-512; 0.81-0.99x and 0.86-0.97x on AVX2, same runs). */
 static const struct {
   int vw;
   cc_gemm_params p, pt; /* A (M,K); A (K,M) */
 } builtin[] = {
     {16, {6, 3, 4, 16, 0, 0, 0, 0, 1}, {12, 2, 4, 8, 1, 0, 0, 0, 1}},
-    {8, {6, 2, 4, 16, 0, 0, 0, 0, 0}, {6, 2, 4, 16, 1, 0, 0, 0, 0}},
-    {4, {6, 2, 4, 16, 0, 0, 0, 0, 0}, {6, 2, 4, 16, 1, 0, 0, 0, 0}},
+    {8, {6, 2, 4, 16, 0, 0, 0, 0, 1}, {6, 2, 4, 16, 1, 0, 0, 0, 1}},
+    {4, {6, 2, 4, 16, 0, 0, 0, 0, 1}, {6, 2, 4, 16, 1, 0, 0, 0, 1}},
 };
 
 /* The defines of parameter set `which` (0: A stored (M,K), 1: A
