@@ -79,6 +79,14 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_at(
   int k1 = min(K, k0 + PK), t1 = min(mtiles, t0 + PT);
   for (int k = k0; k < k1; k++) {
     __global const float *row = a + (ulong)k * lda;
+#if PF
+    /* the same columns PK rows down, which the next work-item (this
+     * thread's, usually) copies: short runs rows apart are invisible to the
+     * hardware prefetcher, and each waited on DRAM */
+    if (k + PK < K)
+      for (int f = t0 * MR; f < t1 * MR && f < M; f += 16)
+        __builtin_prefetch((const void *)(uintptr_t)(row + (ulong)PK * lda + f), 0, 2);
+#endif
     for (int t = t0; t < t1; t++) {
       __global float *dst = ap + ((ulong)t * K + k) * MR;
       int i0 = t * MR;
