@@ -550,32 +550,46 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile(
  * a transposed B when many row tiles share each panel (packing it once beats
  * packing it per work-item). One work-item per (VW-row chunk of k, VW-column
  * group, z); transposition through registers. */
+#ifndef PBK
+#define PBK 4 /* VW x VW blocks along k per pack_bt work-item */
+#endif
 __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_bt(
     __global float *Bp, ulong bp_off, ulong bp_batch, __global const float *B, ulong b_off, int ldb, ulong sB, int N,
-    int K, int transB) {
-  int k0 = get_global_id(0) * VW, jgroup = get_global_id(1), z = get_global_id(2);
+    int K) {
+  int kc = get_global_id(0) * (VW * PBK), jgroup = get_global_id(1), z = get_global_id(2);
   int jb = jgroup * VW, tn = jb / NR, jin = jb - tn * NR;
   __global const float *b = B + b_off + (ulong)z * sB;
   __global float *dst = Bp + bp_off + (ulong)z * bp_batch + (ulong)tn * K * NR + jin;
-  int kn = min(VW, K - k0);
-  if (!transB) { /* row-major B: a copy into the panel layout */
-    for (int kk = 0; kk < kn; kk++) {
-      __global const float *src = b + (ulong)(k0 + kk) * ldb + jb;
-      floatv v;
-      if (jb + VW <= N) {
-        v = VLOAD(0, src);
-      } else {
-        float t[VW];
-        for (int q = 0; q < VW; q++) t[q] = jb + q < N ? src[q] : 0.0f;
-        v = VLOAD(0, t);
-      }
-      VSTORE(v, 0, dst + (ulong)(k0 + kk) * NR);
-    }
-    return;
+  for (int k0 = kc; k0 < min(K, kc + VW * PBK); k0 += VW) {
+    floatv r[VW];
+    LOAD_BT_BLOCK(r, b, ldb, jb, k0, N, K);
+    int kn = min(VW, K - k0);
+    for (int kk = 0; kk < kn; kk++) VSTORE(r[kk], 0, dst + (ulong)(k0 + kk) * NR);
   }
-  floatv r[VW];
-  LOAD_BT_BLOCK(r, b, ldb, jb, k0, N, K);
-  for (int kk = 0; kk < kn; kk++) VSTORE(r[kk], 0, dst + (ulong)(k0 + kk) * NR);
+}
+
+/* pack_bt's layout for a row-major B (K,N), one work-item per PKB rows of
+ * k: each row is read once, front to back, and dealt out NR floats (whole
+ * cache lines with AVX2/AVX-512 widths) to every panel. (pack_bt's VW x VW
+ * blocks read VW short runs rows apart per work-item, which for CLIP's
+ * power-of-two widths ran at a third of the copy bandwidth.) */
+#define PKB 8
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_b_rows(
+    __global float *Bp, ulong bp_off, ulong bp_batch, __global const float *B, ulong b_off, int ldb, ulong sB, int N,
+    int K) {
+  int k0 = get_global_id(0) * PKB, z = get_global_id(1);
+  int k1 = min(K, k0 + PKB), nfull = N / NR, ntl = (N + NR - 1) / NR;
+  __global const float *b = B + b_off + (ulong)z * sB;
+  __global float *bp = Bp + bp_off + (ulong)z * bp_batch;
+  for (int k = k0; k < k1; k++) {
+    __global const float *src = b + (ulong)k * ldb;
+    __global float *dst = bp + (ulong)k * NR;
+    for (int tn = 0; tn < nfull; tn++, src += NR, dst += (ulong)K * NR)
+#pragma unroll
+      for (int v = 0; v < NV; v++) VSTORE(VLOAD(v, src), v, dst);
+    if (nfull < ntl) /* the last, partial panel, zero padded */
+      for (int jj = 0; jj < NR; jj++) dst[jj] = nfull * NR + jj < N ? src[jj] : 0.0f;
+  }
 }
 
 #ifndef KCL

@@ -27,6 +27,7 @@
 
 enum { BACKEND_CPU, BACKEND_CLBLAST, BACKEND_NAIVE };
 #define KCL_MAX 512 /* kernels/gemm.cl KCL: K slice of gemm_tile_packed */
+#define PACK_BT_BLOCKS 4 /* kernels/gemm.cl PBK */
 static const char *backend_names[] = {"cpu-tiled", "clblast", "naive"};
 
 /* One tile parameter set and the defines its kernels are built with. */
@@ -295,6 +296,29 @@ static clipcl_status tile_columns(cc_rt *rt, const gemm_cfg *c, cc_kernel *kt, c
   return CLIPCL_OK;
 }
 
+/* op(B) (K x N, B stored (N,K) when transB) for `batch` problems into
+ * column panels [z][tn][k][NR] at dst (bp_batch floats apart), zero beyond
+ * N: the layout gemm_tile reads with b_ts = K*NR, b_rs = NR. A row-major B
+ * goes row by row (pack_b_rows); a transposed one through VW x VW register
+ * transposes (pack_bt). */
+static clipcl_status pack_b(cc_rt *rt, const gemm_cfg *c, cc_view dst, size_t bp_batch, cc_view B, int ldb,
+                            size_t sB, int N, int K, int transB, int batch) {
+  int VW = cc_info(rt)->vector_width, ntl = (N + VW * c->p.NV - 1) / (VW * c->p.NV);
+  cc_kernel *kb;
+  size_t lb[3] = {1, 1, 1};
+  if (!transB) { /* kernels/gemm.cl PKB = 8 rows per work-item */
+    CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_b_rows", c->defines, &kb));
+    size_t gb[2] = {((size_t)K + 7) / 8, (size_t)batch};
+    return CC_LAUNCH(rt, kb, 2, gb, lb, CC_VIEW(dst), CC_ULONG(bp_batch), CC_VIEW(B), CC_INT(ldb),
+                     CC_ULONG(sB), CC_INT(N), CC_INT(K));
+  }
+  CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_bt", c->defines, &kb));
+  size_t kstep = (size_t)VW * PACK_BT_BLOCKS; /* kernels/gemm.cl PBK */
+  size_t gb[3] = {((size_t)K + kstep - 1) / kstep, (size_t)ntl * c->p.NV, (size_t)batch};
+  return CC_LAUNCH(rt, kb, 3, gb, lb, CC_VIEW(dst), CC_ULONG(bp_batch), CC_VIEW(B), CC_INT(ldb), CC_ULONG(sB),
+                   CC_INT(N), CC_INT(K));
+}
+
 static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, int batch) {
   const gemm_cfg *c = &st->cfg[g->transA ? 1 : 0];
   int VW = cc_info(rt)->vector_width, NR = VW * c->p.NV;
@@ -335,12 +359,8 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
     int ntl = (g->N + NR - 1) / NR;
     size_t bp_batch = (size_t)ntl * NR * g->K;
     cl_mem Bp;
-    cc_kernel *kb;
     CC_TRY(cc_scratch(rt, 1, bp_batch * batch * 4, &Bp));
-    CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_bt", c->defines, &kb));
-    size_t gb[3] = {((size_t)g->K + VW - 1) / VW, (size_t)ntl * c->p.NV, (size_t)batch}, lb[3] = {1, 1, 1};
-    CC_TRY(CC_LAUNCH(rt, kb, 3, gb, lb, CC_MEM(Bp), CC_ULONG(0), CC_ULONG(bp_batch), CC_VIEW(g->B), CC_INT(g->ldb),
-                     CC_ULONG(g->sB), CC_INT(g->N), CC_INT(g->K), CC_INT(g->transB)));
+    CC_TRY(pack_b(rt, c, (cc_view){Bp, 0}, bp_batch, g->B, g->ldb, g->sB, g->N, g->K, g->transB, batch));
     b_operand b = {Bp, 0, bp_batch, (cl_ulong)NR * g->K, NR};
     return tile_columns(rt, c, kt, g, batch, &a, &b, 0, g->N);
   }
@@ -386,11 +406,7 @@ clipcl_status cc_gemm_pack_b(cc_rt *rt, cc_packed *out, cc_view B, int ldb, int 
   *elems = (size_t)ntl * NR * K;
   out->nr = NR;
   if (!out->v.buf) return CLIPCL_OK;
-  cc_kernel *kb;
-  CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_bt", c->defines, &kb));
-  size_t gb[3] = {((size_t)K + VW - 1) / VW, (size_t)ntl * c->p.NV, 1}, lb[3] = {1, 1, 1};
-  return CC_LAUNCH(rt, kb, 3, gb, lb, CC_VIEW(out->v), CC_ULONG(*elems), CC_VIEW(B), CC_INT(ldb), CC_ULONG(0),
-                   CC_INT(N), CC_INT(K), CC_INT(transB));
+  return pack_b(rt, c, out->v, *elems, B, ldb, 0, N, K, transB, 1);
 }
 
 static clipcl_status gemm_naive(cc_rt *rt, const cc_gemm_desc *g, int batch) {
