@@ -548,8 +548,9 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void gemm_tile(
 /* op(B) for all column panels packed once into Bp[z][tn][k][NR] (zero
  * beyond N): the layout gemm_tile reads with b_ts = K*NR, b_rs = NR. Used for
  * a transposed B when many row tiles share each panel (packing it once beats
- * packing it per work-item). One work-item per (VW-row chunk of k, VW-column
- * group, z); transposition through registers. */
+ * packing it per work-item). One work-item per (PBK VW-row chunks of k,
+ * VW-column group, z); transposition through registers. A row-major B
+ * goes through pack_b_rows below. */
 #ifndef PBK
 #define PBK 4 /* VW x VW blocks along k per pack_bt work-item */
 #endif

@@ -91,8 +91,8 @@ int cc_gemm_params_parse(const char *s, cc_gemm_params *p) {
     c += used;
   }
   if (q.MR < 1 || q.MR > 32 || q.NV < 1 || q.NV > 8 || q.KU < 1 || q.KU > 16 || q.MB < 1 || q.MB > 4096 ||
-      q.KC < 0 || q.PA < 0 || q.PA > 1 || q.PF < 0 || q.PF > 1 || q.KI < 0 || q.KI > 4096 || (q.KI > 0 && q.MB > 32) ||
-      (q.VW && q.VW != 4 && q.VW != 8 && q.VW != 16))
+      q.KC < 0 || q.PA < 0 || q.PA > 1 || q.PF < 0 || q.PF > 1 || q.KI < 0 || q.KI > 4096 ||
+      (q.KI > 0 && q.MB > 32) || (q.VW && q.VW != 4 && q.VW != 8 && q.VW != 16))
     return -1;
   *p = q;
   return 0;
