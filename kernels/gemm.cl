@@ -3,9 +3,10 @@
  *
  * The CPU path runs one work-item per MR x NR tile of C with work-group size 1
  * (gemm_tile). A is read in place (edge rows clamped) or packed first
- * (pack_a). B is read in place when it is row-major (K,N); a transposed B
- * and the last partial column panel are copied by each work-item into a
- * cache-resident panel first (gemm_tile_packed). PoCL runs a work-group as
+ * (pack_a). B is packed into column panels first (pack_b_rows, pack_bt;
+ * inference packs its weights once) when many row tiles share them, else
+ * each work-item copies its panel into a cache-resident buffer
+ * (gemm_tile_packed). PoCL runs a work-group as
  * one function call, so a work-item is a plain loop body and its floatv
  * accumulators (kernels/prelude.cl: one machine register each) stay in
  * registers when MR*NV + NV + 1 fits the register file (32 on AVX-512, 16 on
@@ -599,8 +600,8 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void pack_b_rows(
 #undef PF_STEP
 #define PF_STEP() /* gemm_tile_packed: its panel is a cache-resident copy */
 
-/* Like gemm_tile, for a B that cannot be read in place (transposed, stored
- * (N,K), or the last partial column panel): each work-item first copies its
+/* Like gemm_tile, for a B that is not packed (one block of row tiles, where
+ * packing all of B would cost more than the product): each work-item first copies its
  * NR columns of op(B) for K <= KCL rows into a k-major panel in local memory
  * (on a CPU: a cache-resident buffer; transposition through registers,
  * VW x VW at a time), then multiplies it with up to MB row tiles of A, so the

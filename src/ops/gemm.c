@@ -364,20 +364,16 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
     b_operand b = {Bp, 0, bp_batch, (cl_ulong)NR * g->K, NR};
     return tile_columns(rt, c, kt, g, batch, &a, &b, 0, g->N);
   }
-  /* One row block: a row-major B is read in place for all full column panels. */
-  int nfull = g->transB ? 0 : g->N / NR * NR;
-  if (nfull > 0) {
-    b_operand b = {g->B.buf, g->B.off, g->sB, (cl_ulong)NR, g->ldb};
-    CC_TRY(tile_columns(rt, c, kt, g, batch, &a, &b, 0, nfull));
-  }
-  if (nfull == g->N) return CLIPCL_OK;
-  int n = g->N - nfull, ntiles = (n + NR - 1) / NR;
-  /* Otherwise (few row tiles, or the last partial panel of a row-major B)
-   * gemm_tile_packed copies each column panel into a cache-resident buffer. */
+  /* One row block: gemm_tile_packed copies each column panel into a
+   * cache-resident buffer. (Reading a row-major B in place instead ran at
+   * 0.25-0.5x OpenBLAS where its rows are 3-12 KiB apart, as CLIP's weights
+   * are: the panel's rows collide in the caches; the copy measured as fast
+   * or faster on every shape tried, batched attention PV included.) */
+  int n = g->N, ntiles = (n + NR - 1) / NR;
   int kcl = KCL_MAX, kc = c->p.KC > 0 && c->p.KC < kcl ? c->p.KC : kcl;
   cc_kernel *kp;
   CC_TRY(cc_kernel_get(rt, "gemm.cl", "gemm_tile_packed", c->defines, &kp));
-  cl_ulong boff = g->B.off + (g->transB ? (cl_ulong)nfull * g->ldb : (cl_ulong)nfull);
+  cl_ulong boff = g->B.off;
   int bk_stride = g->transB ? 1 : g->ldb; /* element step of op(B) along k */
   int has_bias = g->bias.buf != NULL;
   size_t gt[2] = {(size_t)ntiles * mblocks, (size_t)batch}, lt[2] = {1, 1};
@@ -387,9 +383,9 @@ static clipcl_status gemm_cpu(cc_rt *rt, gemm_state *st, const cc_gemm_desc *g, 
     CC_TRY(CC_LAUNCH(rt, kp, 2, gt, lt, CC_MEM(a.buf), CC_ULONG(a.off + (cl_ulong)k0 * a.cs),
                      CC_ULONG(a.batch_stride), CC_ULONG(a.ts), CC_INT(a.rs), CC_INT(a.cs), CC_INT(a.clamp),
                      CC_MEM(g->B.buf), CC_ULONG(boff + (cl_ulong)k0 * bk_stride), CC_ULONG(g->sB), CC_INT(g->ldb),
-                     CC_INT(g->transB), CC_MEM(g->C.buf), CC_ULONG(g->C.off + nfull), CC_INT(g->ldc),
-                     CC_ULONG(g->sC), CC_MEM(bias), CC_ULONG(g->bias.off + nfull), CC_INT(first && has_bias),
-                     EPI_ARGS(g, (cl_ulong)nfull, k0 + kn == g->K), CC_INT(g->M), CC_INT(n), CC_INT(kn),
+                     CC_INT(g->transB), CC_MEM(g->C.buf), CC_ULONG(g->C.off), CC_INT(g->ldc),
+                     CC_ULONG(g->sC), CC_MEM(bias), CC_ULONG(g->bias.off), CC_INT(first && has_bias),
+                     EPI_ARGS(g, 0, k0 + kn == g->K), CC_INT(g->M), CC_INT(n), CC_INT(kn),
                      CC_FLOAT(g->alpha), CC_FLOAT(first ? g->beta : 1.0f), CC_INT(mtiles), CC_INT(ntiles),
                      CC_INT(c->p.MB)));
   }
