@@ -296,7 +296,8 @@ static inline void store_tile(floatv acc[MR][NV], __global float *c, int ldc, in
 }
 
 /* C tiles (MR x NR) = alpha * op(A) op(B) + beta * C + bias, work-group
- * size 1, B row-major (K,N) read in place or packed into panels (pack_bt).
+ * size 1, B in column panels (pack_b_rows, pack_bt, or weights packed
+ * ahead of time; the strides would also take a row-major B in place).
  * Operands are read through strides, so packed and unpacked A share the
  * kernel:
  *   op(A)(i,k) = A[a_off + z*sA + tm*a_ts + min(i, imax)*a_rs + k*a_cs]

@@ -28,6 +28,7 @@
 enum { BACKEND_CPU, BACKEND_CLBLAST, BACKEND_NAIVE };
 #define KCL_MAX 512 /* kernels/gemm.cl KCL: K slice of gemm_tile_packed */
 #define PACK_BT_BLOCKS 4 /* kernels/gemm.cl PBK */
+#define PACK_B_ROWS 8    /* kernels/gemm.cl PKB */
 static const char *backend_names[] = {"cpu-tiled", "clblast", "naive"};
 
 /* One tile parameter set and the defines its kernels are built with. */
@@ -306,14 +307,14 @@ static clipcl_status pack_b(cc_rt *rt, const gemm_cfg *c, cc_view dst, size_t bp
   int VW = cc_info(rt)->vector_width, ntl = (N + VW * c->p.NV - 1) / (VW * c->p.NV);
   cc_kernel *kb;
   size_t lb[3] = {1, 1, 1};
-  if (!transB) { /* kernels/gemm.cl PKB = 8 rows per work-item */
+  if (!transB) {
     CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_b_rows", c->defines, &kb));
-    size_t gb[2] = {((size_t)K + 7) / 8, (size_t)batch};
+    size_t gb[2] = {((size_t)K + PACK_B_ROWS - 1) / PACK_B_ROWS, (size_t)batch};
     return CC_LAUNCH(rt, kb, 2, gb, lb, CC_VIEW(dst), CC_ULONG(bp_batch), CC_VIEW(B), CC_INT(ldb),
                      CC_ULONG(sB), CC_INT(N), CC_INT(K));
   }
   CC_TRY(cc_kernel_get(rt, "gemm.cl", "pack_bt", c->defines, &kb));
-  size_t kstep = (size_t)VW * PACK_BT_BLOCKS; /* kernels/gemm.cl PBK */
+  size_t kstep = (size_t)VW * PACK_BT_BLOCKS;
   size_t gb[3] = {((size_t)K + kstep - 1) / kstep, (size_t)ntl * c->p.NV, (size_t)batch};
   return CC_LAUNCH(rt, kb, 3, gb, lb, CC_VIEW(dst), CC_ULONG(bp_batch), CC_VIEW(B), CC_INT(ldb), CC_ULONG(sB),
                    CC_INT(N), CC_INT(K));

@@ -38,21 +38,25 @@ static size_t default_budget(void) {
   return half < cap ? half : cap;
 }
 
-/* 2^round(log2(4 sqrt n)) below a million rows, then 16,384, then 65,536. */
-static int ivf_clusters(size_t n) {
-  if (n >= 10000000) return 65536;
-  if (n >= 1000000) return 16384;
-  double want = log2(4.0 * sqrt((double)n));
-  int c = 1 << (int)lround(want);
+/* 2^round(log2(4 sqrt n)), at least 16. */
+static int sqrt_clusters(size_t n) {
+  int c = 1 << (int)lround(log2(4.0 * sqrt((double)n)));
   return c < 16 ? 16 : c;
 }
 
-/* For flat lists: 2^round(log2(4 sqrt n)), but no more than n/39 (FAISS's
- * k-means wants 39 training rows a centroid) and at least 16. */
+/* For PQ lists: sqrt_clusters below a million rows, then 16,384, then 65,536. */
+static int ivf_clusters(size_t n) {
+  if (n >= 10000000) return 65536;
+  if (n >= 1000000) return 16384;
+  return sqrt_clusters(n);
+}
+
+/* For flat lists: sqrt_clusters, but no more than n/39 (FAISS's k-means
+ * wants 39 training rows a centroid) and at least 16. */
 static int ivf_flat_clusters(size_t n) {
-  int c = 1 << (int)lround(log2(4.0 * sqrt((double)n)));
+  int c = sqrt_clusters(n);
   while (c > 16 && (size_t)c * 39 > n) c /= 2;
-  return c < 16 ? 16 : c;
+  return c;
 }
 
 clipcl_status clipcl_ann_choose(size_t n, int dim, size_t memory_budget, char *out, size_t cap) {
